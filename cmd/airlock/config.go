@@ -1,0 +1,219 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"airlock/device"
+	"airlock/passkey"
+	"airlock/session"
+)
+
+// Config is everything `airlock serve` can be told. Precedence, lowest
+// first: built-in defaults, the YAML file (--config), AIRLOCK_* environment
+// variables, command-line flags.
+type Config struct {
+	Listen  string   `yaml:"listen"`
+	Data    string   `yaml:"data"`
+	RPID    string   `yaml:"rp_id"`
+	RPName  string   `yaml:"rp_name"`
+	Origins []string `yaml:"origins"`
+	TLSCert string   `yaml:"tls_cert"`
+	TLSKey  string   `yaml:"tls_key"`
+
+	// Tiers says which passkeys may serve each tier (index = tier).
+	Tiers [3]passkey.TierPolicy `yaml:"tiers"`
+	// Sessions sets absolute and idle deadlines per tier and for shared
+	// stations.
+	Sessions SessionsConfig `yaml:"sessions"`
+	// Posture is the device compliance rules.
+	Posture device.Rules `yaml:"posture"`
+	// Webhook receives user notifications (e.g. a passkey was added).
+	Webhook WebhookConfig `yaml:"webhook"`
+	// CeremonyBeginPerMinute limits ceremony starts per client IP.
+	CeremonyBeginPerMinute int `yaml:"ceremony_begin_per_minute"`
+	// AdminFreshUV is the longest time since the last user-verified
+	// passkey use for admin actions.
+	AdminFreshUV time.Duration `yaml:"admin_fresh_uv"`
+	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
+	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
+	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
+}
+
+// SessionsConfig holds session deadlines.
+type SessionsConfig struct {
+	Tier0         session.Limits `yaml:"tier0"`
+	Tier1         session.Limits `yaml:"tier1"`
+	Tier2         session.Limits `yaml:"tier2"`
+	SharedStation session.Limits `yaml:"shared_station"`
+}
+
+// WebhookConfig is a notification receiver.
+type WebhookConfig struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+}
+
+// DefaultConfig is the embedded default: SQLite under ./airlock-data,
+// localhost:8080, RP ID localhost.
+func DefaultConfig() Config {
+	sc := session.DefaultConfig()
+	return Config{
+		Listen: "localhost:8080", Data: "./airlock-data", RPID: "localhost", RPName: "Airlock",
+		Tiers:                  passkey.DefaultTierPolicies(),
+		Sessions:               SessionsConfig{Tier0: sc.Tiers[0], Tier1: sc.Tiers[1], Tier2: sc.Tiers[2], SharedStation: sc.SharedStation},
+		Posture:                device.DefaultRules(),
+		CeremonyBeginPerMinute: 30,
+		AdminFreshUV:           5 * time.Minute,
+		CeremonyTTL:            5 * time.Minute,
+		EnrolmentTokenTTL:      15 * time.Minute,
+	}
+}
+
+// SessionConfig converts to the session package's form.
+func (c Config) SessionConfig() session.Config {
+	return session.Config{Tiers: [3]session.Limits{c.Sessions.Tier0, c.Sessions.Tier1, c.Sessions.Tier2}, SharedStation: c.Sessions.SharedStation}
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// configFlags registers the flags shared by serve and the local-store
+// subcommands and returns a function that resolves the final Config.
+func configFlags(fs *flag.FlagSet) func() (Config, error) {
+	var (
+		configFile = fs.String("config", "", "YAML configuration file (env AIRLOCK_CONFIG)")
+		listen     = fs.String("listen", "", "address to listen on (env AIRLOCK_LISTEN; default localhost:8080)")
+		data       = fs.String("data", "", "data directory for the SQLite store and keys (env AIRLOCK_DATA; default ./airlock-data)")
+		rpID       = fs.String("rp-id", "", "WebAuthn relying party ID (env AIRLOCK_RP_ID; default localhost)")
+		tlsCert    = fs.String("tls-cert", "", "TLS certificate file (env AIRLOCK_TLS_CERT)")
+		tlsKey     = fs.String("tls-key", "", "TLS key file (env AIRLOCK_TLS_KEY)")
+		origins    multiFlag
+	)
+	fs.Var(&origins, "origin", "allowed web origin, repeatable (env AIRLOCK_ORIGIN, comma-separated; default derived from rp-id and listen)")
+	return func() (Config, error) {
+		cfg := DefaultConfig()
+		path := firstNonEmpty(*configFile, os.Getenv("AIRLOCK_CONFIG"))
+		if path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return cfg, fmt.Errorf("config: %w", err)
+			}
+			dec := yaml.NewDecoder(strings.NewReader(string(b)))
+			dec.KnownFields(true)
+			if err := dec.Decode(&cfg); err != nil {
+				return cfg, fmt.Errorf("config %s: %w", path, err)
+			}
+		}
+		override := func(dst *string, env, flagVal string) {
+			if v := os.Getenv(env); v != "" {
+				*dst = v
+			}
+			if flagVal != "" {
+				*dst = flagVal
+			}
+		}
+		override(&cfg.Listen, "AIRLOCK_LISTEN", *listen)
+		override(&cfg.Data, "AIRLOCK_DATA", *data)
+		override(&cfg.RPID, "AIRLOCK_RP_ID", *rpID)
+		override(&cfg.TLSCert, "AIRLOCK_TLS_CERT", *tlsCert)
+		override(&cfg.TLSKey, "AIRLOCK_TLS_KEY", *tlsKey)
+		if v := os.Getenv("AIRLOCK_ORIGIN"); v != "" {
+			cfg.Origins = splitList(v)
+		}
+		if len(origins) > 0 {
+			cfg.Origins = origins
+		}
+		return cfg, cfg.Validate()
+	}
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate reports configuration errors before anything starts.
+func (c *Config) Validate() error {
+	if c.Listen == "" || c.Data == "" || c.RPID == "" {
+		return fmt.Errorf("config: listen, data and rp_id are required")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("config: tls_cert and tls_key go together")
+	}
+	for _, o := range c.Origins {
+		if err := checkOrigin(o, c.RPID); err != nil {
+			return err
+		}
+	}
+	if err := c.Posture.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	for t, l := range []session.Limits{c.Sessions.Tier0, c.Sessions.Tier1, c.Sessions.Tier2} {
+		if l.Absolute < 0 || l.Idle < 0 || (l.Absolute > 0 && l.Idle > l.Absolute) {
+			return fmt.Errorf("config: sessions.tier%d: idle must not exceed absolute", t)
+		}
+	}
+	return nil
+}
+
+// checkOrigin insists on an exact scheme://host[:port] origin whose host is
+// the RP ID or a subdomain of it (WebAuthn L3 §5.1.3), and on https except
+// for localhost.
+func checkOrigin(o, rpID string) error {
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("config: origin %q must be scheme://host[:port]", o)
+	}
+	host := u.Hostname()
+	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "localhost" || net.ParseIP(host).IsLoopback())) {
+		return fmt.Errorf("config: origin %q must use https (plain http only for localhost)", o)
+	}
+	if host != rpID && !strings.HasSuffix(host, "."+rpID) {
+		return fmt.Errorf("config: origin %q is not within RP ID %q", o, rpID)
+	}
+	return nil
+}
+
+// deriveOrigin builds the default origin from the RP ID and the port the
+// server actually listens on.
+func deriveOrigin(rpID string, addr net.Addr, tls bool) string {
+	scheme, port := "http", ""
+	if tls {
+		scheme = "https"
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(tcp.Port)
+	}
+	if (tls && port == "443") || (!tls && port == "80") || port == "" {
+		return scheme + "://" + rpID
+	}
+	return scheme + "://" + rpID + ":" + port
+}
+
+func netResolve(listen string) (net.Addr, error) {
+	return net.ResolveTCPAddr("tcp", listen)
+}

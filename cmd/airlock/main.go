@@ -1,0 +1,58 @@
+// Command airlock is Airlock's one binary: the server (serve) and the
+// command-line clients (admin …).
+//
+// Flags come before positional arguments. Machine-readable output goes to
+// stdout alone; progress and diagnostics go to stderr.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `airlock — passkey-first privileged access
+
+Usage:
+  airlock serve [--config FILE] [--listen ADDR] [--data DIR] [--rp-id ID] [--origin URL]... [--tls-cert F --tls-key F]
+  airlock admin [--server URL] [--token TOKEN] COMMAND ...   (run 'airlock admin help')
+  airlock admin bootstrap --reissue [--data DIR] [serve's flags]
+  airlock version
+`
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:])
+	case "admin":
+		err = cmdAdmin(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"airlock/audit"
+	airhttp "airlock/http"
+	"airlock/notify"
+	"airlock/passkey"
+	"airlock/session"
+	"airlock/sqlite"
+)
+
+// Main is the running server: `airlock serve` and the end-to-end tests start
+// Airlock through it.
+type Main struct {
+	Config Config
+	// Stdout receives the bootstrap line; Logger gets diagnostics.
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Now, if set, replaces the clock everywhere (tests).
+	Now func() time.Time
+
+	Store    *sqlite.Store
+	Passkeys *passkey.Service
+	Sessions *session.Manager
+	Audit    *audit.Log
+	// Origin is the public base URL (the first allowed origin).
+	Origin string
+	// BootstrapURL is set when this start issued a bootstrap enrolment link.
+	BootstrapURL string
+
+	listener net.Listener
+	server   *http.Server
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() net.Addr { return m.listener.Addr() }
+
+// openStore opens the SQLite store in the data directory, creating it.
+func openStore(ctx context.Context, dir string) (*sqlite.Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	// Credentials, sessions and the audit trail live here: owner-only.
+	_ = os.Chmod(dir, 0o700)
+	path := filepath.Join(dir, "airlock.db")
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	return sqlite.Open(ctx, path)
+}
+
+// services builds the domain services over an open store.
+func (m *Main) services(cfg Config, origins []string) error {
+	m.Audit = audit.New(m.Store, m.Now, m.Logger)
+	sc := cfg.SessionConfig()
+	sc.Now = m.Now
+	m.Sessions = session.New(sc, m.Store, m.Audit)
+	var err error
+	m.Passkeys, err = passkey.New(passkey.Config{
+		RPID: cfg.RPID, RPName: cfg.RPName, Origins: origins, Tiers: cfg.Tiers,
+		CeremonyTTL: cfg.CeremonyTTL, TokenTTL: cfg.EnrolmentTokenTTL, DeviceRules: cfg.Posture, Now: m.Now,
+	}, m.Store, m.Audit, notify.NewOutbox(m.Store, m.Now))
+	return err
+}
+
+// Run opens the store, listens, issues the bootstrap link on an empty
+// store, and serves in the background until Close.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	cfg := m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if m.Store, err = openStore(ctx, cfg.Data); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.Store.Close()
+		}
+	}()
+	if m.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	tls := cfg.TLSCert != ""
+	origins := cfg.Origins
+	if len(origins) == 0 {
+		origins = []string{deriveOrigin(cfg.RPID, m.listener.Addr(), tls)}
+	}
+	m.Origin = origins[0]
+	if err := m.services(cfg, origins); err != nil {
+		m.listener.Close()
+		return err
+	}
+
+	// Only the very first start prints a bootstrap link; afterwards an
+	// operator on the server host uses `airlock admin bootstrap --reissue`.
+	users, err := m.Store.ListUsers(ctx)
+	if err != nil {
+		m.listener.Close()
+		return err
+	}
+	secret := ""
+	if len(users) == 0 {
+		if secret, _, err = m.Passkeys.Bootstrap(ctx); err != nil {
+			m.listener.Close()
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if secret != "" {
+		m.BootstrapURL = airhttp.EnrolURL(m.Origin, secret)
+		fmt.Fprintf(m.Stdout, "bootstrap enrolment: %s\n", m.BootstrapURL)
+	}
+
+	srv := &airhttp.Server{
+		Store: m.Store, Passkeys: m.Passkeys, Sessions: m.Sessions, Audit: m.Audit,
+		DeviceRules: cfg.Posture, Origins: origins, Secure: tls, AdminFreshUV: cfg.AdminFreshUV,
+		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
+	}
+	m.server = &http.Server{
+		Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.done = make(chan struct{})
+	go m.housekeeping(bg, cfg)
+	go func() {
+		defer close(m.done)
+		var err error
+		if tls {
+			err = m.server.ServeTLS(m.listener, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = m.server.Serve(m.listener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("server stopped", "err", err)
+		}
+	}()
+	m.Logger.Info("airlock serving", "addr", m.listener.Addr().String(), "origin", m.Origin, "data", cfg.Data)
+	return nil
+}
+
+// housekeeping removes expired ceremonies and delivers notifications.
+func (m *Main) housekeeping(ctx context.Context, cfg Config) {
+	if cfg.Webhook.URL != "" {
+		d := &notify.Dispatcher{Store: m.Store, URL: cfg.Webhook.URL, Secret: cfg.Webhook.Secret, Now: m.Now, Logger: m.Logger}
+		go d.Run(ctx, 2*time.Second)
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now
+			if m.Now != nil {
+				now = m.Now
+			}
+			if _, err := m.Store.DeleteExpiredCeremonies(ctx, now()); err != nil && ctx.Err() == nil {
+				m.Logger.Error("ceremony cleanup", "err", err)
+			}
+		}
+	}
+}
+
+// Close shuts down gracefully: in-flight requests get up to 10 s.
+func (m *Main) Close() error {
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			m.Logger.Error("shutdown", "err", err)
+		}
+		<-m.done
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.Store != nil {
+		return m.Store.Close()
+	}
+	return nil
+}
+
+func cmdServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	resolve := configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments")
+	}
+	cfg, err := resolve()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Config: cfg}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down")
+	return m.Close()
+}

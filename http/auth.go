@@ -1,0 +1,373 @@
+package http
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"airlock"
+	"airlock/device"
+	"airlock/session"
+)
+
+// AdminRole is the role a user needs, besides a tier-0 or tier-1 session, to
+// use the admin API.
+const AdminRole = airlock.RoleAdmin
+
+// cookieName is the session cookie's name: with the __Host- prefix when
+// served over https, so that it is Secure, host-only and path=/.
+func (s *Server) cookieName() string {
+	if s.Secure {
+		return "__Host-airlock_session"
+	}
+	return "airlock_session"
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, token string, sess *airlock.Session) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(), Value: token, Path: "/", Expires: sess.AbsoluteDeadline,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// authn is the signed-in context of a request.
+type authn struct {
+	Session *airlock.Session
+	User    *airlock.User
+	Device  *airlock.Device
+}
+
+func sessionFrom(ctx context.Context) *authn {
+	a, _ := ctx.Value(keySession).(*authn)
+	return a
+}
+
+// authenticate finds the request's session from the bearer token or, failing
+// that, the cookie. The user must still be enabled.
+func (s *Server) authenticate(r *http.Request) (*authn, error) {
+	token := bearerToken(r)
+	if token == "" {
+		if c, err := r.Cookie(s.cookieName()); err == nil {
+			token = c.Value
+		}
+	}
+	if token == "" {
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "sign in first")
+	}
+	sess, err := s.Sessions.Authenticate(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.Store.FindUserByID(r.Context(), sess.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if user.Disabled {
+		_ = s.Sessions.End(r.Context(), sess, "user_disabled", "system")
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "account disabled")
+	}
+	dev, err := s.Store.FindDeviceByID(r.Context(), sess.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	if dev.Trust == airlock.TrustRevoked {
+		_ = s.Sessions.End(r.Context(), sess, "device_revoked", "system")
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "this device's trust was revoked")
+	}
+	return &authn{Session: sess, User: user, Device: dev}, nil
+}
+
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), keySession, a)))
+	}
+}
+
+// checkAdmin applies the admin rule: role airlock-admin, a session of tier 0
+// or 1, and a user-verified passkey use within AdminFreshUV.
+func (s *Server) checkAdmin(a *authn) error {
+	if !slices.Contains(a.User.Roles, AdminRole) {
+		return airlock.Errorf(airlock.EFORBIDDEN, "the admin API needs the %s role", AdminRole)
+	}
+	if a.Session.Tier > 1 {
+		return airlock.Errorf(airlock.EFORBIDDEN, "the admin API needs a tier-0 or tier-1 session; this session is tier %d (sign in with a device-bound passkey)", a.Session.Tier)
+	}
+	if age := s.Now().Sub(a.Session.LastUVAt); a.Session.LastUVAt.IsZero() || age > s.AdminFreshUV {
+		return airlock.Errorf(airlock.EFRESHAUTH, "your last passkey verification was %s ago; admin actions need one within %s: sign in again", age.Round(time.Second), s.AdminFreshUV)
+	}
+	return nil
+}
+
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return s.authed(func(w http.ResponseWriter, r *http.Request) {
+		a := sessionFrom(r.Context())
+		if err := s.checkAdmin(a); err != nil {
+			_ = s.Audit.Record(r.Context(), airlock.AuditEvent{
+				Type: "admin.denied", Actor: a.User.ID, Outcome: airlock.OutcomeDenied, Reason: airlock.ErrorMessage(err),
+				UserID: a.User.ID, SessionID: a.Session.ID, DeviceID: a.Device.ID, RequestID: requestIDFrom(r.Context()), IP: clientIP(r),
+				Details: map[string]any{"method": r.Method, "path": r.URL.Path},
+			})
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// --- ceremonies ---
+
+type enrolBeginRequest struct {
+	Token string `json:"token"`
+}
+
+type finishRequest struct {
+	Ceremony   string          `json:"ceremony"`
+	Credential json.RawMessage `json:"credential"`
+	// Bearer asks login finish to return the session secret in the body for
+	// an API client (the cookie is set as well).
+	Bearer bool `json:"bearer,omitempty"`
+}
+
+func (s *Server) handleEnrolBegin(w http.ResponseWriter, r *http.Request) {
+	var req enrolBeginRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.Passkeys.BeginEnrol(r.Context(), req.Token, s.meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) decodeFinish(r *http.Request) (finishRequest, error) {
+	var req finishRequest
+	if err := decode(r, &req); err != nil {
+		return req, err
+	}
+	if req.Ceremony == "" || len(req.Credential) == 0 {
+		return req, airlock.Errorf(airlock.EINVALID, "ceremony and credential are required")
+	}
+	return req, nil
+}
+
+func (s *Server) handleEnrolFinish(w http.ResponseWriter, r *http.Request) {
+	req, err := s.decodeFinish(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.Passkeys.FinishEnrol(r.Context(), req.Ceremony, req.Credential, s.meta(r))
+	s.logins.WithLabelValues("enrol", outcome(err)).Inc()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user":       userView(res.User),
+		"device":     s.deviceView(res.Device),
+		"credential": credentialView(res.Credential),
+	})
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "failure"
+	}
+	return "success"
+}
+
+func (s *Server) handleLoginBegin(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.Passkeys.BeginLogin(r.Context(), s.meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// decodeOptional accepts an empty body or an empty JSON object.
+func decodeOptional(r *http.Request) error {
+	var v struct{}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil && err.Error() != "EOF" {
+		return airlock.Errorf(airlock.EINVALID, "malformed JSON body: %s", jsonErrText(err))
+	}
+	return nil
+}
+
+func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
+	req, err := s.decodeFinish(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := s.meta(r)
+	res, err := s.Passkeys.FinishLogin(r.Context(), req.Ceremony, req.Credential, m)
+	s.logins.WithLabelValues("login", outcome(err)).Inc()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	token, sess, err := s.Sessions.Create(r.Context(), session.Start{
+		User: res.User, Device: res.Device, Credential: res.Credential, Tier: res.Tier, UV: res.UV, AMR: res.AMR,
+		IP: m.IP, UserAgent: m.UserAgent, RequestID: m.RequestID,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.setSessionCookie(w, token, sess)
+	body := map[string]any{"session": s.sessionView(&authn{Session: sess, User: res.User, Device: res.Device})}
+	if req.Bearer {
+		body["token"] = token
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	a := sessionFrom(r.Context())
+	if err := s.Sessions.End(r.Context(), a.Session, "logout", a.User.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.clearSessionCookie(w)
+	writeJSON(w, http.StatusOK, map[string]any{"ended": a.Session.ID})
+}
+
+// --- views ---
+
+type sessionJSON struct {
+	ID               string     `json:"id"`
+	User             userJSON   `json:"user"`
+	Device           deviceJSON `json:"device"`
+	Tier             int        `json:"tier"`
+	Credential       string     `json:"credential"`
+	AuthTime         time.Time  `json:"auth_time"`
+	LastUVAt         time.Time  `json:"last_uv_at"`
+	AbsoluteDeadline time.Time  `json:"absolute_deadline"`
+	IdleDeadline     time.Time  `json:"idle_deadline"`
+	AMR              []string   `json:"amr"`
+	ACR              string     `json:"acr"`
+}
+
+func (s *Server) sessionView(a *authn) sessionJSON {
+	return sessionJSON{
+		ID: a.Session.ID, User: userView(a.User), Device: s.deviceView(a.Device), Tier: int(a.Session.Tier),
+		Credential: b64(a.Session.CredentialID), AuthTime: a.Session.AuthTime, LastUVAt: a.Session.LastUVAt,
+		AbsoluteDeadline: a.Session.AbsoluteDeadline, IdleDeadline: a.Session.IdleDeadline(),
+		AMR: a.Session.AMR, ACR: a.Session.ACR,
+	}
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+type userJSON struct {
+	ID          string                `json:"id"`
+	Name        string                `json:"name"`
+	DisplayName string                `json:"display_name"`
+	Kind        airlock.UserKind      `json:"kind"`
+	Tier        int                   `json:"tier"`
+	Roles       []string              `json:"roles"`
+	Disabled    bool                  `json:"disabled"`
+	Window      *airlock.AccessWindow `json:"window,omitempty"`
+	CreatedAt   time.Time             `json:"created_at"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+}
+
+func userView(u *airlock.User) userJSON {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return userJSON{ID: u.ID, Name: u.Name, DisplayName: u.DisplayName, Kind: u.Kind, Tier: int(u.Tier), Roles: roles,
+		Disabled: u.Disabled, Window: u.Window, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+type deviceJSON struct {
+	ID         string             `json:"id"`
+	Name       string             `json:"name"`
+	Owner      string             `json:"owner"`
+	Kind       airlock.DeviceKind `json:"kind"`
+	Trust      airlock.TrustState `json:"trust"`
+	Posture    airlock.Posture    `json:"posture"`
+	Compliant  bool               `json:"compliant"`
+	Reasons    []string           `json:"noncompliance"`
+	PostureAge int64              `json:"posture_age_s"`
+	CreatedAt  time.Time          `json:"created_at"`
+	UpdatedAt  time.Time          `json:"updated_at"`
+}
+
+func (s *Server) deviceView(d *airlock.Device) deviceJSON {
+	c := device.Evaluate(d, s.DeviceRules, s.Now())
+	return deviceJSON{ID: d.ID, Name: d.Name, Owner: d.Owner, Kind: d.Kind, Trust: d.Trust, Posture: d.Posture,
+		Compliant: c.Compliant, Reasons: c.Reasons, PostureAge: int64(c.PostureAge / time.Second),
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+}
+
+type credentialJSON struct {
+	ID                string    `json:"id"`
+	UserID            string    `json:"user_id"`
+	DeviceID          string    `json:"device_id"`
+	AAGUID            string    `json:"aaguid"`
+	AttestationFormat string    `json:"attestation_format"`
+	AttestationType   string    `json:"attestation_type"`
+	BackupEligible    bool      `json:"backup_eligible"`
+	BackupState       bool      `json:"backup_state"`
+	SignCount         uint32    `json:"sign_count"`
+	TierCap           int       `json:"tier_cap"`
+	CreatedAt         time.Time `json:"created_at"`
+	LastUsedAt        time.Time `json:"last_used_at"`
+	Revoked           bool      `json:"revoked"`
+}
+
+func credentialView(c *airlock.Credential) credentialJSON {
+	return credentialJSON{ID: b64(c.ID), UserID: c.UserID, DeviceID: c.DeviceID, AAGUID: c.AAGUID,
+		AttestationFormat: c.AttestationFormat, AttestationType: c.AttestationType, BackupEligible: c.BackupEligible,
+		BackupState: c.BackupState, SignCount: c.SignCount, TierCap: int(c.TierCap), CreatedAt: c.CreatedAt,
+		LastUsedAt: c.LastUsedAt, Revoked: c.IsRevoked()}
+}
+
+func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.sessionView(sessionFrom(r.Context())))
+}
+
+func (s *Server) handleMyCredentials(w http.ResponseWriter, r *http.Request) {
+	a := sessionFrom(r.Context())
+	creds, err := s.Store.ListCredentialsByUser(r.Context(), a.User.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]credentialJSON, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, credentialView(c))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"credentials": out})
+}
+
+func withAuth(r *http.Request, a *authn) context.Context {
+	return context.WithValue(r.Context(), keySession, a)
+}

@@ -1,0 +1,124 @@
+// Airlock web UI: passkey ceremonies and admin forms over the JSON API.
+"use strict";
+
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  let data = {};
+  try { data = await resp.json(); } catch (e) { /* empty body */ }
+  if (!resp.ok) {
+    const msg = data.error && data.error.message ? data.error.message : "request failed (HTTP " + resp.status + ")";
+    const err = new Error(msg);
+    err.code = data.error && data.error.code;
+    throw err;
+  }
+  return data;
+}
+
+function show(text, ok) {
+  const el = document.getElementById("message");
+  el.textContent = text;
+  el.className = ok ? "ok" : "error";
+  el.hidden = false;
+}
+
+function ceremonyError(e) {
+  // DOMException from the browser: the person cancelled or the authenticator refused.
+  if (e && e.name === "NotAllowedError") return "The passkey prompt was cancelled or timed out. Try again.";
+  if (e && e.name === "InvalidStateError") return "This authenticator already holds a passkey for this account.";
+  return (e && e.message) || String(e);
+}
+
+async function login(bearer) {
+  const begin = await api("POST", "/v1/login/begin", {});
+  const options = PublicKeyCredential.parseRequestOptionsFromJSON(begin.publicKey);
+  const cred = await navigator.credentials.get({ publicKey: options });
+  return api("POST", "/v1/login/finish", { ceremony: begin.ceremony, credential: cred.toJSON(), bearer: !!bearer });
+}
+
+async function enrol(token) {
+  const begin = await api("POST", "/v1/enrol/begin", { token });
+  const options = PublicKeyCredential.parseCreationOptionsFromJSON(begin.publicKey);
+  const cred = await navigator.credentials.create({ publicKey: options });
+  return api("POST", "/v1/enrol/finish", { ceremony: begin.ceremony, credential: cred.toJSON() });
+}
+
+function formBody(form) {
+  const body = {};
+  for (const el of form.elements) {
+    if (!el.name || el.hasAttribute("data-path-param")) continue;
+    const type = el.dataset.type;
+    if (type === "bool") { body[el.name] = el.checked; continue; }
+    if (el.value === "" && type !== "list") continue;
+    if (type === "int") body[el.name] = parseInt(el.value, 10);
+    else if (type === "list") body[el.name] = el.value.split(",").map(s => s.trim()).filter(s => s);
+    else body[el.name] = el.value;
+  }
+  return body;
+}
+
+async function submitForm(form) {
+  let path = form.dataset.path;
+  if (form.dataset.pathTemplate) {
+    path = form.dataset.pathTemplate.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(form.elements[k].value));
+  }
+  const res = await api(form.dataset.method, path, formBody(form));
+  if (form.dataset.result) {
+    const out = document.getElementById(form.dataset.result);
+    out.textContent = res.url || JSON.stringify(res, null, 2);
+    out.hidden = false;
+    let msg = "Enrolment link created.";
+    if (res.device_compliant === false) msg += " Warning: the device is not compliant yet (" + res.noncompliance.join("; ") + "); enrolment will be refused until it is.";
+    show(msg, true);
+    return;
+  }
+  show("Saved.", true);
+  setTimeout(() => location.reload(), 400);
+}
+
+async function onAction(el) {
+  const action = el.dataset.action;
+  try {
+    if (action === "login") {
+      await login(false);
+      location.href = "/";
+    } else if (action === "enrol") {
+      await enrol(el.dataset.token);
+      el.hidden = true;
+      document.getElementById("enrol-done").hidden = false;
+      show("Passkey created and bound to this device.", true);
+    } else if (action === "logout") {
+      await api("POST", "/v1/logout");
+      location.href = "/login";
+    } else if (action === "token") {
+      const res = await login(true);
+      const out = document.getElementById("token-out");
+      out.textContent = res.token;
+      out.hidden = false;
+      show("Token created. Keep it secret; it ends with its session.", true);
+    } else if (action === "api") {
+      if (el.dataset.confirm && !confirm(el.dataset.confirm)) return;
+      await api(el.dataset.method, el.dataset.path, el.dataset.body ? JSON.parse(el.dataset.body) : undefined);
+      show("Done.", true);
+      setTimeout(() => location.reload(), 400);
+    }
+  } catch (e) {
+    show(ceremonyError(e), false);
+  }
+}
+
+document.addEventListener("click", (ev) => {
+  const el = ev.target.closest("[data-action]");
+  if (el) { ev.preventDefault(); onAction(el); }
+});
+
+document.addEventListener("submit", (ev) => {
+  const form = ev.target;
+  if (!form.dataset.method) return;
+  ev.preventDefault();
+  submitForm(form).catch(e => show(ceremonyError(e), false));
+});

@@ -1,0 +1,226 @@
+package http
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"airlock"
+	"airlock/device"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+var funcs = template.FuncMap{
+	"fmtTime": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"join": strings.Join,
+	"b64":  b64,
+}
+
+var pages = func() map[string]*template.Template {
+	m := map[string]*template.Template{}
+	for _, name := range []string{"login", "enrol", "home", "admin_users", "admin_user", "admin_devices", "admin_enrol", "admin_audit"} {
+		m[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return m
+}()
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	Auth    *authn
+	IsAdmin bool
+	Error   string
+	Data    any
+}
+
+func (s *Server) routesUI(mux *http.ServeMux, handle func(string, http.HandlerFunc)) {
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	handle("GET /{$}", s.pageHome)
+	handle("GET /login", s.pageLogin)
+	handle("GET /enrol", s.pageEnrol)
+	handle("GET /admin/users", s.adminPage("Users", "admin_users", s.dataUsers))
+	handle("GET /admin/users/{id}", s.adminPage("User", "admin_user", s.dataUser))
+	handle("GET /admin/devices", s.adminPage("Devices", "admin_devices", s.dataDevices))
+	handle("GET /admin/enrol", s.adminPage("Enrolment links", "admin_enrol", s.dataEnrol))
+	handle("GET /admin/audit", s.adminPage("Audit", "admin_audit", s.dataAudit))
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.Auth != nil {
+		p.IsAdmin = s.checkAdmin(p.Auth) == nil || (hasRole(p.Auth.User, AdminRole) && p.Auth.Session.Tier <= 1)
+	}
+	var buf bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&buf, name+".html", p); err != nil {
+		s.Logger.Error("template", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func hasRole(u *airlock.User, role string) bool {
+	for _, r := range u.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "login", page{Title: "Sign in"})
+}
+
+type enrolData struct {
+	User   *airlock.User
+	Device *airlock.Device
+	Token  *airlock.EnrolmentToken
+	Secret string
+}
+
+func (s *Server) pageEnrol(w http.ResponseWriter, r *http.Request) {
+	secret := r.URL.Query().Get("token")
+	if secret == "" {
+		s.render(w, r, http.StatusBadRequest, "enrol", page{Title: "Enrol a passkey", Error: "This page needs the enrolment link you were given (…/enrol?token=…)."})
+		return
+	}
+	tok, user, dev, err := s.Passkeys.CheckEnrolmentToken(r.Context(), secret)
+	if err != nil {
+		s.render(w, r, statusOf(airlock.ErrorCode(err)), "enrol", page{Title: "Enrol a passkey", Error: airlock.ErrorMessage(err)})
+		return
+	}
+	s.render(w, r, http.StatusOK, "enrol", page{Title: "Enrol a passkey", Data: enrolData{User: user, Device: dev, Token: tok, Secret: secret}})
+}
+
+type homeData struct {
+	Compliance  device.Compliance
+	Credentials []*airlock.Credential
+}
+
+func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
+	a, err := s.authenticate(r)
+	if err != nil {
+		if airlock.ErrorCode(err) == airlock.EUNAUTHORIZED {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		s.render(w, r, statusOf(airlock.ErrorCode(err)), "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err)})
+		return
+	}
+	creds, err := s.Store.ListCredentialsByUser(r.Context(), a.User.ID)
+	if err != nil {
+		s.render(w, r, statusOf(airlock.ErrorCode(err)), "home", page{Title: "Home", Auth: a, Error: airlock.ErrorMessage(err)})
+		return
+	}
+	s.render(w, r, http.StatusOK, "home", page{Title: "Home", Auth: a, Data: homeData{
+		Compliance: device.Evaluate(a.Device, s.DeviceRules, s.Now()), Credentials: creds,
+	}})
+}
+
+// adminPage renders an admin page when the session passes the admin rule,
+// and otherwise the page's frame with the specific reason.
+func (s *Server) adminPage(title, name string, load func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.authenticate(r)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		r = r.WithContext(withAuth(r, a))
+		if err := s.checkAdmin(a); err != nil {
+			s.render(w, r, statusOf(airlock.ErrorCode(err)), name, page{Title: title, Auth: a, Error: airlock.ErrorMessage(err)})
+			return
+		}
+		data, err := load(r)
+		if err != nil {
+			s.render(w, r, statusOf(airlock.ErrorCode(err)), name, page{Title: title, Auth: a, Error: airlock.ErrorMessage(err)})
+			return
+		}
+		s.render(w, r, http.StatusOK, name, page{Title: title, Auth: a, Data: data})
+	}
+}
+
+type listData struct {
+	Users   []*airlock.User
+	Devices []deviceJSON
+	Tokens  []*airlock.EnrolmentToken
+}
+
+func (s *Server) dataUsers(r *http.Request) (any, error) {
+	users, err := s.Store.ListUsers(r.Context())
+	return listData{Users: users}, err
+}
+
+type userData struct {
+	User        *airlock.User
+	Credentials []*airlock.Credential
+}
+
+func (s *Server) dataUser(r *http.Request) (any, error) {
+	u, err := s.findUser(r, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	creds, err := s.Store.ListCredentialsByUser(r.Context(), u.ID)
+	return userData{User: u, Credentials: creds}, err
+}
+
+func (s *Server) dataDevices(r *http.Request) (any, error) {
+	users, err := s.Store.ListUsers(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	devs, err := s.Store.ListDevices(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	views := make([]deviceJSON, 0, len(devs))
+	for _, d := range devs {
+		views = append(views, s.deviceView(d))
+	}
+	return listData{Users: users, Devices: views}, nil
+}
+
+func (s *Server) dataEnrol(r *http.Request) (any, error) {
+	d, err := s.dataDevices(r)
+	if err != nil {
+		return nil, err
+	}
+	ld := d.(listData)
+	ld.Tokens, err = s.Store.ListEnrolmentTokens(r.Context())
+	return ld, err
+}
+
+type auditData struct {
+	Filter airlock.AuditFilter
+	Events []*airlock.AuditEvent
+}
+
+func (s *Server) dataAudit(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := airlock.AuditFilter{UserID: q.Get("user"), SessionID: q.Get("session"), Type: q.Get("type"), Limit: 500}
+	if err := s.record(r, airlock.AuditEvent{Type: "audit.read", Details: map[string]any{"user": f.UserID, "session": f.SessionID, "type": f.Type, "via": "ui"}}); err != nil {
+		return nil, err
+	}
+	evs, err := s.Audit.List(r.Context(), f)
+	return auditData{Filter: f, Events: evs}, err
+}

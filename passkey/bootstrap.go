@@ -1,0 +1,75 @@
+package passkey
+
+import (
+	"context"
+	"crypto/rand"
+
+	"airlock"
+)
+
+// Bootstrap opens the first door of an empty installation. If no active
+// tier-0 admin exists (store.HasActiveTier0Admin), it makes sure a user
+// BootstrapUserName (tier 0, employee, role airlock.RoleAdmin, display name "Bootstrap
+// administrator") and a device BootstrapDeviceName (kind managed, trust
+// pending, owned by that user) exist, reusing them if present, and issues a
+// PurposeBootstrap enrolment token for them, audited "enrol.bootstrap_issued".
+// It returns ("", nil, nil) when a tier-0 admin already exists. An existing
+// user of that name that is disabled or not tier 0 is an error: Bootstrap
+// never changes an account it did not create.
+func (s *Service) Bootstrap(ctx context.Context) (string, *airlock.EnrolmentToken, error) {
+	has, err := s.store.HasActiveTier0Admin(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if has {
+		return "", nil, nil
+	}
+	now := s.now().UTC()
+	u, err := s.store.FindUserByName(ctx, BootstrapUserName)
+	switch {
+	case airlock.ErrorCode(err) == airlock.ENOTFOUND:
+		id, err := randomID(16)
+		if err != nil {
+			return "", nil, err
+		}
+		handle := make([]byte, 32)
+		if _, err := rand.Read(handle); err != nil {
+			return "", nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
+		}
+		u = &airlock.User{ID: "u_" + id, Name: BootstrapUserName, DisplayName: "Bootstrap administrator",
+			Kind: airlock.UserEmployee, Tier: 0, Roles: []string{airlock.RoleAdmin}, Handle: handle, CreatedAt: now, UpdatedAt: now}
+		if err := s.store.CreateUser(ctx, u); err != nil {
+			return "", nil, err
+		}
+	case err != nil:
+		return "", nil, err
+	case u.Disabled:
+		return "", nil, airlock.Errorf(airlock.EFORBIDDEN, "bootstrap user %s exists but is disabled", u.Name)
+	case u.Tier != 0:
+		return "", nil, airlock.Errorf(airlock.EFORBIDDEN, "bootstrap user %s exists but is %s, not tier-0", u.Name, u.Tier)
+	}
+
+	devices, err := s.store.ListDevices(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	var d *airlock.Device
+	for _, cand := range devices {
+		if cand.Name == BootstrapDeviceName && cand.Owner == u.ID && cand.Trust != airlock.TrustRevoked {
+			d = cand
+			break
+		}
+	}
+	if d == nil {
+		id, err := randomID(16)
+		if err != nil {
+			return "", nil, err
+		}
+		d = &airlock.Device{ID: "d_" + id, Name: BootstrapDeviceName, Owner: u.ID, Kind: airlock.DeviceManaged,
+			Trust: airlock.TrustPending, CreatedAt: now, UpdatedAt: now}
+		if err := s.store.CreateDevice(ctx, d); err != nil {
+			return "", nil, err
+		}
+	}
+	return s.issue(ctx, SystemIssuer, u.ID, d.ID, airlock.PurposeBootstrap, "enrol.bootstrap_issued", Meta{})
+}

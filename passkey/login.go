@@ -1,0 +1,273 @@
+package passkey
+
+import (
+	"context"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/google/uuid"
+
+	"airlock"
+)
+
+// BeginLogin starts a discoverable (username-less) login: the options name
+// no user and no credential, and require user verification. The ceremony is
+// stored for Config.CeremonyTTL.
+func (s *Service) BeginLogin(ctx context.Context, meta Meta) (*Begin, error) {
+	assertion, session, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, airlock.Wrap(airlock.EINTERNAL, "could not start the login ceremony", err)
+	}
+	return s.storeCeremony(ctx, KindLogin, "", "", session, assertion.Response)
+}
+
+// loginState collects what is known about a failing login for its audit
+// record.
+type loginState struct {
+	user   *airlock.User
+	cred   *airlock.Credential
+	credID []byte
+	dev    *airlock.Device
+}
+
+// FinishLogin completes a login begun by BeginLogin. It consumes the
+// ceremony first (single use, even on failure), verifies the assertion
+// (WebAuthn L3 §7.2) for the credential named by its raw id and the user
+// named by its userHandle (required, and the credential's owner: W9),
+// refuses a revoked credential, a disabled user, a missing or revoked device,
+// an assertion without UV (W5), a changed backup eligibility (W6, audited
+// "auth.backup_eligibility_changed") and, for an effective tier 0 or 1, a
+// sign count that did not increase (W11, audited "auth.clone_warning"; at
+// tier 2 it is audited and accepted). Only then are the sign count, backup
+// state and last use stored (W12). Success is audited "auth.login", every
+// failure "auth.login_failed" with a reason code.
+func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, credentialJSON []byte, meta Meta) (*LoginResult, error) {
+	st := &loginState{}
+	res, err := s.finishLogin(ctx, ceremonyID, credentialJSON, meta, st)
+	if err != nil {
+		err = asFailure(err, "login")
+		s.recordLoginFailure(ctx, ceremonyID, st, err, meta)
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credentialJSON []byte, meta Meta, st *loginState) (*LoginResult, error) {
+	_, session, err := s.consumeCeremony(ctx, ceremonyID, KindLogin)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(credentialJSON)
+	if err != nil {
+		return nil, fail(airlock.EINVALID, ReasonParse, err, "malformed assertion response (expected PublicKeyCredential JSON from credential.toJSON())")
+	}
+	if len(parsed.RawID) <= maxCredentialIDLength {
+		st.credID = parsed.RawID
+	}
+	if err := s.checkClientData(&parsed.Response.CollectedClientData, protocol.AssertCeremony, session.Challenge); err != nil {
+		return nil, err
+	}
+	ad := &parsed.Response.AuthenticatorData
+	if err := s.checkAuthData(ad); err != nil {
+		return nil, err
+	}
+
+	// §7.2 step 6: identify the user and the credential. In a discoverable
+	// login the userHandle is required and must name the owner (W9).
+	if len(parsed.RawID) > maxCredentialIDLength {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
+	}
+	cred, err := s.store.FindCredentialByID(ctx, parsed.RawID)
+	if err != nil {
+		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+			return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey; it may have been removed from this server")
+		}
+		return nil, storeFail(err, "credential lookup")
+	}
+	st.cred = cred
+	if len(parsed.Response.UserHandle) == 0 {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonNoUserHandle, nil, "the assertion carries no userHandle, which a discoverable login requires")
+	}
+	u, err := s.store.FindUserByHandle(ctx, parsed.Response.UserHandle)
+	if err != nil && airlock.ErrorCode(err) != airlock.ENOTFOUND {
+		return nil, storeFail(err, "user lookup")
+	}
+	if err != nil || u.ID != cred.UserID {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
+	}
+	st.user = u
+	if cred.IsRevoked() {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
+	}
+	if u.Disabled {
+		return nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	d, err := s.store.FindDeviceByID(ctx, cred.DeviceID)
+	if err != nil {
+		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+			return nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "the passkey's device is no longer in the inventory")
+		}
+		return nil, storeFail(err, "device lookup")
+	}
+	st.dev = d
+	if d.Trust == airlock.TrustRevoked {
+		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
+	}
+
+	assertedBE := ad.Flags.HasBackupEligible()
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		// Only this user's unrevoked passkeys are offered to the library.
+		return s.webauthnUser(ctx, u, assertedBE)
+	}
+	_, wc, err := s.wa.ValidatePasskeyLogin(handler, *session, parsed)
+	if err != nil {
+		return nil, libraryFailure(err)
+	}
+	// W5, belt and braces: UV of this assertion, not of the stored record.
+	uv := ad.Flags.HasUserVerified()
+	if !uv {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonUVMissing, nil, "user verification (UV) flag is not set; unlock the passkey with a PIN or biometric")
+	}
+	// W6, §7.2 step 19: BE is fixed at creation. Checked here, after the
+	// signature verified, so that the event is evidence, not noise.
+	if assertedBE != cred.BackupEligible {
+		e := auditEvent("auth.backup_eligibility_changed", airlock.OutcomeDenied, meta)
+		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+		e.Details["stored_be"] = cred.BackupEligible
+		e.Details["asserted_be"] = assertedBE
+		if err := s.audit.Record(ctx, e); err != nil {
+			return nil, err
+		}
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonBEChanged, nil,
+			"the passkey's backup eligibility changed since enrolment (BE was %t, now %t); enrol it again", cred.BackupEligible, assertedBE)
+	}
+
+	tier, ok := s.effectiveTier(u, cred)
+	if !ok {
+		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
+	}
+	// W11, §7.2 step 22: a sign count that did not increase is a clone
+	// signal. go-webauthn only flags it.
+	newCount := cred.SignCount
+	if wc.Authenticator.CloneWarning {
+		denied := tier <= 1
+		outcome := airlock.OutcomeSuccess
+		if denied {
+			outcome = airlock.OutcomeDenied
+		}
+		e := auditEvent("auth.clone_warning", outcome, meta)
+		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+		e.Details["stored_sign_count"] = cred.SignCount
+		e.Details["asserted_sign_count"] = ad.Counter
+		e.Details["tier"] = int(tier)
+		if err := s.audit.Record(ctx, e); err != nil {
+			return nil, err
+		}
+		if denied {
+			return nil, fail(airlock.EUNAUTHORIZED, ReasonClone, nil, "sign count did not increase (possible cloned authenticator)")
+		}
+	} else {
+		newCount = wc.Authenticator.SignCount
+	}
+
+	// W12: only now, with every check passed.
+	now := s.now().UTC()
+	bs := ad.Flags.HasBackupState()
+	if err := s.store.UpdateCredentialUse(ctx, cred.ID, newCount, bs, now); err != nil {
+		return nil, storeFail(err, "credential update")
+	}
+	cred.SignCount, cred.BackupState, cred.LastUsedAt = newCount, bs, now
+
+	amr := []string{"hwk", "user", "mfa"}
+	if cred.BackupEligible {
+		amr = []string{"swk", "user", "mfa"}
+	}
+	e := auditEvent("auth.login", airlock.OutcomeSuccess, meta)
+	e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+	e.Details["tier"] = int(tier)
+	e.Details["uv"] = uv
+	e.Details["amr"] = amr
+	e.Details["be"] = cred.BackupEligible
+	e.Details["bs"] = bs
+	if err := s.audit.Record(ctx, e); err != nil {
+		return nil, err
+	}
+	return &LoginResult{User: u, Device: d, Credential: cred, Tier: tier, UV: uv, AMR: amr}, nil
+}
+
+// effectiveTier is the user's tier limited by the credential's cap, then
+// stepped down further if the current tier policy (which may have changed
+// since enrolment) no longer admits the passkey there.
+func (s *Service) effectiveTier(u *airlock.User, c *airlock.Credential) (airlock.Tier, bool) {
+	t := airlock.LeastPrivileged(u.Tier, c.TierCap)
+	if !t.Valid() {
+		return 0, false
+	}
+	f := credFacts{be: c.BackupEligible, format: c.AttestationFormat, aaguid: c.AAGUID}
+	cap, ok, _ := s.tierCap(t, f)
+	return cap, ok
+}
+
+// webauthnUser returns u with its unrevoked passkeys as go-webauthn
+// credentials. The backup-eligible flag handed to the library is the
+// asserted one: go-webauthn would refuse a change with a generic error
+// before Airlock could audit it, so Airlock compares it itself after the
+// signature verified (see FinishLogin).
+func (s *Service) webauthnUser(ctx context.Context, u *airlock.User, assertedBE bool) (webauthn.User, error) {
+	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	w := &waUser{u: u}
+	for _, c := range creds {
+		if c.IsRevoked() {
+			continue
+		}
+		var aaguid []byte
+		if id, err := uuid.Parse(c.AAGUID); err == nil {
+			aaguid = id[:]
+		}
+		transports := make([]protocol.AuthenticatorTransport, 0, len(c.Transports))
+		for _, t := range c.Transports {
+			transports = append(transports, protocol.AuthenticatorTransport(t))
+		}
+		w.creds = append(w.creds, webauthn.Credential{
+			ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType, AttestationFormat: c.AttestationFormat,
+			Transport: transports,
+			Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true,
+				BackupEligible: assertedBE, BackupState: c.BackupState},
+			Authenticator: webauthn.Authenticator{AAGUID: aaguid, SignCount: c.SignCount},
+		})
+	}
+	return w, nil
+}
+
+// recordLoginFailure audits "auth.login_failed". A failure to record is not
+// returned: the login already failed.
+func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st *loginState, err error, meta Meta) {
+	outcome := airlock.OutcomeDenied
+	switch airlock.ErrorCode(err) {
+	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
+		outcome = airlock.OutcomeFailure
+	}
+	e := auditEvent("auth.login_failed", outcome, meta)
+	e.Reason = string(ReasonOf(err))
+	e.Details["message"] = airlock.ErrorMessage(err)
+	if ceremonyID != "" {
+		e.Details["ceremony"] = ceremonyID
+	}
+	if st.credID != nil {
+		e.CredentialID = b64(st.credID)
+	}
+	if st.cred != nil {
+		// The claimed owner, even when the userHandle named someone else.
+		e.Subject, e.UserID, e.DeviceID = st.cred.UserID, st.cred.UserID, st.cred.DeviceID
+	}
+	if st.user != nil {
+		e.UserID, e.Subject = st.user.ID, st.user.ID
+	}
+	if st.dev != nil {
+		e.DeviceID = st.dev.ID
+	}
+	_ = s.audit.Record(ctx, e)
+}

@@ -1,0 +1,304 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"airlock"
+	"airlock/storetest"
+)
+
+// mustOpen opens a new store in a temporary directory and closes it when tb
+// ends.
+func mustOpen(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), filepath.Join(tb.TempDir(), "airlock.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) airlock.Store { return mustOpen(t) })
+}
+
+// TestPragmas checks that every connection, of the write path and of the
+// read pool, runs with the durability and safety settings.
+func TestPragmas(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	// Hold several read connections at once so that the pool has to open
+	// more than one.
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := s.r.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	w, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	conns = append(conns, w)
+	for i, c := range conns {
+		for _, p := range []struct{ pragma, want string }{
+			{"synchronous", "2"}, // FULL
+			{"journal_mode", "wal"},
+			{"foreign_keys", "1"},
+			{"busy_timeout", "5000"},
+		} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
+				t.Fatalf("conn %d: PRAGMA %s: %v", i, p.pragma, err)
+			}
+			if got != p.want {
+				t.Errorf("conn %d: PRAGMA %s = %s, want %s", i, p.pragma, got, p.want)
+			}
+		}
+	}
+	// The read pool cannot write.
+	if _, err := conns[0].ExecContext(ctx, `INSERT INTO ceremonies (id, kind, user_id, ref, created_at, expires_at) VALUES ('x', '', '', '', 0, 0)`); err == nil {
+		t.Errorf("a read connection wrote to the database")
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "airlock.db")
+
+	versions := func(s *Store) []string {
+		t.Helper()
+		rows, err := s.r.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	embedded, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(embedded) == 0 {
+		t.Fatalf("embedded migrations: %v %v", embedded, err)
+	}
+	var want []string
+	for _, name := range embedded {
+		want = append(want, filepath.Base(name))
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(s); !slices.Equal(got, want) {
+		t.Errorf("first open applied %v, want %v", got, want)
+	}
+	u := &airlock.User{ID: "u-1", Name: "alice", Handle: []byte{1}}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Re-opening applies nothing again: the first migration's CREATE TABLE
+	// statements would fail if it ran twice. Data survives.
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("re-open: %v", err)
+	}
+	if got := versions(s); !slices.Equal(got, want) {
+		t.Errorf("re-open recorded %v, want %v", got, want)
+	}
+	if _, err := s.FindUserByID(ctx, "u-1"); err != nil {
+		t.Errorf("user lost across re-open: %v", err)
+	}
+	s.Close()
+
+	// A new migration is applied, alone, on the next open.
+	fsys := fstest.MapFS{
+		"migrations/9999_extra.sql": {Data: []byte(`CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (42);`)},
+	}
+	for _, name := range embedded {
+		b, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[name] = &fstest.MapFile{Data: b}
+	}
+	s, err = open(ctx, path, fsys)
+	if err != nil {
+		t.Fatalf("open with a new migration: %v", err)
+	}
+	defer s.Close()
+	if got := versions(s); !slices.Equal(got, append(want, "9999_extra.sql")) {
+		t.Errorf("after new migration: %v", got)
+	}
+	var x int
+	if err := s.r.QueryRowContext(ctx, `SELECT x FROM extra`).Scan(&x); err != nil || x != 42 {
+		t.Errorf("new migration not applied: %d, %v", x, err)
+	}
+	if _, err := s.FindUserByID(ctx, "u-1"); err != nil {
+		t.Errorf("user lost after new migration: %v", err)
+	}
+}
+
+func TestMigrationFailureRollsBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "airlock.db")
+	fsys := fstest.MapFS{
+		"migrations/0001_ok.sql":  {Data: []byte(`CREATE TABLE a (x INTEGER);`)},
+		"migrations/0002_bad.sql": {Data: []byte(`CREATE TABLE b (x INTEGER); THIS IS NOT SQL;`)},
+	}
+	if _, err := open(ctx, path, fsys); airlock.ErrorCode(err) != airlock.EINTERNAL {
+		t.Fatalf("open with a broken migration: %v, want EINTERNAL", err)
+	}
+	fsys["migrations/0002_bad.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE b (x INTEGER);`)}
+	s, err := open(ctx, path, fsys)
+	if err != nil {
+		t.Fatalf("open after fixing the migration: %v (was table b left behind?)", err)
+	}
+	s.Close()
+}
+
+// TestAuditAppendOnly checks that the database itself refuses to change or
+// remove an audit event, whoever asks.
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	e := &airlock.AuditEvent{Time: time.Now(), Type: "auth.login", Outcome: airlock.OutcomeSuccess, UserID: "u-1"}
+	if err := s.AppendAudit(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE audit_events SET outcome = 'failure' WHERE seq = 1`,
+		`UPDATE audit_events SET seq = 7`,
+		`DELETE FROM audit_events WHERE seq = 1`,
+		`DELETE FROM audit_events`,
+	} {
+		_, err := s.w.ExecContext(ctx, stmt)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want the append-only trigger", stmt, err)
+		}
+	}
+	list, err := s.ListAudit(ctx, airlock.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Seq != 1 || list[0].Outcome != airlock.OutcomeSuccess {
+		t.Errorf("audit table changed: %+v", list)
+	}
+	// INSERT OR REPLACE would delete the old row: refused too.
+	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO audit_events (seq, time, type, actor, subject, outcome,
+		reason, user_id, session_id, device_id, credential_id, decision_id, transaction_id, request_id, grant_id,
+		ssh_session_id, ip) VALUES (1, 0, 'x', '', '', 'failure', '', '', '', '', '', '', '', '', '', '', '')`)
+	if err == nil {
+		t.Errorf("INSERT OR REPLACE over an audit event succeeded")
+	}
+}
+
+func TestErrorMessages(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	c := &airlock.Credential{ID: []byte{1, 2, 3}, UserID: "u-1", CreatedAt: time.Now()}
+	if err := s.CreateCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c.UserID = "u-2"
+	err := s.CreateCredential(ctx, c)
+	if got := airlock.ErrorMessage(err); got != "sqlite: credential id already registered" {
+		t.Errorf("duplicate credential message %q", got)
+	}
+	if err := s.CreateUser(ctx, &airlock.User{ID: "u-1", Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.CreateUser(ctx, &airlock.User{ID: "u-2", Name: "alice"})
+	if got := airlock.ErrorMessage(err); got != "sqlite: user name already taken" {
+		t.Errorf("duplicate user name message %q", got)
+	}
+	_, err = s.FindUserByID(ctx, "nope")
+	if got := airlock.ErrorMessage(err); got != "sqlite: user not found" {
+		t.Errorf("missing user message %q", got)
+	}
+	// A failure other than a constraint is internal and keeps its cause.
+	s.Close()
+	_, err = s.FindUserByID(ctx, "u-1")
+	if airlock.ErrorCode(err) != airlock.EINTERNAL || errors.Unwrap(err) == nil {
+		t.Errorf("query on a closed store: %v, want EINTERNAL with a cause", err)
+	}
+	if err := s.Ping(ctx); airlock.ErrorCode(err) != airlock.EUNAVAILABLE {
+		t.Errorf("Ping on a closed store: %v, want EUNAVAILABLE", err)
+	}
+}
+
+func TestOpenInvalidPath(t *testing.T) {
+	for _, p := range []string{"", ":memory:", "a.db?mode=ro", "file:a.db"} {
+		if _, err := Open(context.Background(), p); airlock.ErrorCode(err) != airlock.EINVALID {
+			t.Errorf("Open(%q): %v, want EINVALID", p, err)
+		}
+	}
+	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "missing", "a.db")); err == nil {
+		t.Errorf("Open in a missing directory succeeded")
+	}
+}
+
+// TestNoAuditMutation keeps the package honest: no statement in its source
+// updates or deletes audit rows.
+func TestNoAuditMutation(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := regexp.MustCompile(`(?i)(UPDATE|DELETE\s+FROM|REPLACE\s+INTO)\s+audit_events`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := bad.Find(b); m != nil {
+			t.Errorf("%s: %q: the audit table is append-only", f, m)
+		}
+	}
+}
+
+// BenchmarkAppendAudit measures serial, durable audit appends.
+func BenchmarkAppendAudit(b *testing.B) {
+	ctx := context.Background()
+	s := mustOpen(b)
+	e := &airlock.AuditEvent{Time: time.Now(), Type: "auth.login", Outcome: airlock.OutcomeSuccess,
+		UserID: "u-1", SessionID: "s-1", Details: map[string]any{"tier": 0, "amr": []string{"hwk", "user"}}}
+	for b.Loop() {
+		if err := s.AppendAudit(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

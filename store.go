@@ -1,0 +1,146 @@
+package airlock
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything Airlock keeps. Every implementation (sqlite, postgres)
+// must pass the storetest conformance suite. Methods return *Error values
+// with ENOTFOUND for a missing row and ECONFLICT for a uniqueness or
+// single-use violation; any other failure is EINTERNAL or EUNAVAILABLE.
+type Store interface {
+	UserStore
+	DeviceStore
+	CredentialStore
+	SessionStore
+	EnrolmentTokenStore
+	CeremonyStore
+	AuditStore
+	NotificationStore
+	RateLimitStore
+	// Ping reports an error when the store cannot serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	// CreateUser inserts u. ID, Name and Handle must be unique (ECONFLICT).
+	CreateUser(ctx context.Context, u *User) error
+	FindUserByID(ctx context.Context, id string) (*User, error)
+	FindUserByName(ctx context.Context, name string) (*User, error)
+	// FindUserByHandle finds the user whose WebAuthn user handle is h.
+	FindUserByHandle(ctx context.Context, h []byte) (*User, error)
+	// ListUsers returns every user ordered by name.
+	ListUsers(ctx context.Context) ([]*User, error)
+	// UpdateUser replaces the mutable fields (DisplayName, Kind, Tier, Roles,
+	// Disabled, Window, UpdatedAt) of the user with u.ID.
+	UpdateUser(ctx context.Context, u *User) error
+	// HasActiveTier0Admin reports whether some enabled tier-0 user holds an
+	// unrevoked credential whose tier cap is 0.
+	HasActiveTier0Admin(ctx context.Context) (bool, error)
+}
+
+// DeviceStore keeps the device inventory.
+type DeviceStore interface {
+	CreateDevice(ctx context.Context, d *Device) error
+	FindDeviceByID(ctx context.Context, id string) (*Device, error)
+	// ListDevices returns every device ordered by name, then ID.
+	ListDevices(ctx context.Context) ([]*Device, error)
+	// UpdateDevice replaces the mutable fields (Name, Owner, Kind, Posture,
+	// Trust, UpdatedAt) of the device with d.ID.
+	UpdateDevice(ctx context.Context, d *Device) error
+}
+
+// CredentialStore keeps passkeys.
+type CredentialStore interface {
+	// CreateCredential inserts c; a credential id registered before, to
+	// anyone, is ECONFLICT.
+	CreateCredential(ctx context.Context, c *Credential) error
+	FindCredentialByID(ctx context.Context, id []byte) (*Credential, error)
+	// ListCredentialsByUser returns the user's credentials, revoked ones
+	// included, oldest first.
+	ListCredentialsByUser(ctx context.Context, userID string) ([]*Credential, error)
+	// UpdateCredentialUse records a successful assertion: the new sign
+	// count, backup state and last-used time.
+	UpdateCredentialUse(ctx context.Context, id []byte, signCount uint32, backupState bool, at time.Time) error
+	// RevokeCredential sets RevokedAt; revoking twice keeps the first time.
+	RevokeCredential(ctx context.Context, id []byte, at time.Time) error
+}
+
+// SessionStore keeps sessions.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s *Session) error
+	FindSessionByID(ctx context.Context, id string) (*Session, error)
+	FindSessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	// TouchSession sets LastSeen of a live session.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// SetSessionUV sets LastUVAt (a fresh user-verified assertion).
+	SetSessionUV(ctx context.Context, id string, at time.Time) error
+	// EndSession ends a session once; ending an ended session is ECONFLICT.
+	EndSession(ctx context.Context, id, reason string, at time.Time) error
+	// EndUserSessions ends every live session of the user and returns
+	// their IDs.
+	EndUserSessions(ctx context.Context, userID, reason string, at time.Time) ([]string, error)
+	// ListSessionsByUser returns the user's sessions that have not ended,
+	// newest first.
+	ListSessionsByUser(ctx context.Context, userID string) ([]*Session, error)
+}
+
+// EnrolmentTokenStore keeps enrolment tokens.
+type EnrolmentTokenStore interface {
+	CreateEnrolmentToken(ctx context.Context, t *EnrolmentToken) error
+	FindEnrolmentTokenByHash(ctx context.Context, hash []byte) (*EnrolmentToken, error)
+	FindEnrolmentTokenByID(ctx context.Context, id string) (*EnrolmentToken, error)
+	// UseEnrolmentToken marks the token used at at, atomically: a token
+	// already used is ECONFLICT and stays as it was.
+	UseEnrolmentToken(ctx context.Context, id string, at time.Time) error
+	// ListEnrolmentTokens returns tokens newest first.
+	ListEnrolmentTokens(ctx context.Context) ([]*EnrolmentToken, error)
+}
+
+// CeremonyStore keeps WebAuthn ceremony state.
+type CeremonyStore interface {
+	CreateCeremony(ctx context.Context, c *Ceremony) error
+	// ConsumeCeremony deletes and returns the ceremony atomically, so that
+	// of two concurrent callers exactly one gets it (the other ENOTFOUND).
+	// It returns the ceremony even when expired: the caller checks.
+	ConsumeCeremony(ctx context.Context, id string) (*Ceremony, error)
+	// DeleteExpiredCeremonies removes ceremonies that expired before now.
+	DeleteExpiredCeremonies(ctx context.Context, now time.Time) (int, error)
+}
+
+// AuditStore is the append-only audit table.
+type AuditStore interface {
+	// AppendAudit assigns e.Seq (1, 2, 3… with no gaps) and stores e
+	// durably before returning.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// ListAudit returns events matching f in ascending Seq order.
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+}
+
+// NotificationStore is the durable outbox of user notifications.
+type NotificationStore interface {
+	// EnqueueNotification stores n and assigns n.ID.
+	EnqueueNotification(ctx context.Context, n *Notification) error
+	// DueNotifications returns undelivered notifications whose NextAttempt
+	// is not after now, oldest first, at most limit.
+	DueNotifications(ctx context.Context, now time.Time, limit int) ([]*Notification, error)
+	MarkNotificationDelivered(ctx context.Context, id int64, at time.Time) error
+	// MarkNotificationFailed records a failed attempt: Attempts+1, the
+	// error text and the time of the next attempt.
+	MarkNotificationFailed(ctx context.Context, id int64, errText string, next time.Time) error
+	// ListNotificationsByUser returns the user's notifications, newest first.
+	ListNotificationsByUser(ctx context.Context, userID string) ([]*Notification, error)
+}
+
+// RateLimitStore counts hits per key in fixed windows, so that limits hold
+// across replicas.
+type RateLimitStore interface {
+	// HitRateLimit adds one hit to key's window that contains now (windows
+	// are aligned to multiples of window since the Unix epoch) and returns
+	// the count in that window including this hit.
+	HitRateLimit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+}
