@@ -40,7 +40,7 @@ func (c *clock) Add(d time.Duration) {
 // origin http://localhost:PORT; the software authenticator and the Origin
 // header say so, while the test client dials 127.0.0.1.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	store    *sqlite.Store
 	clock    *clock
@@ -49,7 +49,7 @@ type env struct {
 	client   *http.Client
 }
 
-func newEnv(t *testing.T, mod func(*airhttp.Server)) *env {
+func newEnv(t testing.TB, mod func(*airhttp.Server)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))

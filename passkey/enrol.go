@@ -149,12 +149,28 @@ func (s *Service) checkToken(ctx context.Context, tok *airlock.EnrolmentToken) (
 		if d.Trust == airlock.TrustRevoked {
 			return tok, u, d, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
 		}
+		if err := s.checkBootstrapOpen(ctx); err != nil {
+			return tok, u, d, err
+		}
 		return tok, u, d, nil
 	}
 	if c := device.Evaluate(d, s.cfg.DeviceRules, now); !c.Compliant {
 		return tok, u, d, fail(airlock.EFORBIDDEN, ReasonDeviceNotCompliant, nil, "device %s is not compliant: %s", d.Name, c)
 	}
 	return tok, u, d, nil
+}
+
+// checkBootstrapOpen refuses a bootstrap enrolment once an active tier-0
+// admin exists: bootstrap is for an empty installation only.
+func (s *Service) checkBootstrapOpen(ctx context.Context) error {
+	has, err := s.store.HasActiveTier0Admin(ctx)
+	if err != nil {
+		return storeFail(err, "tier-0 admin check")
+	}
+	if has {
+		return fail(airlock.ECONFLICT, ReasonBootstrapClosed, nil, "bootstrap is closed: a tier-0 administrator already exists")
+	}
+	return nil
 }
 
 // waUser adapts an airlock.User and its usable credentials to go-webauthn.
@@ -396,12 +412,8 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 			return nil, fail(airlock.EFORBIDDEN, ReasonBootstrapBound, nil,
 				"bootstrap enrolment needs a device-bound passkey that can serve tier 0 (this one can serve tier %d at best%s)", tierCap, whyNotTier0(why))
 		}
-		has, err := s.store.HasActiveTier0Admin(ctx)
-		if err != nil {
-			return nil, storeFail(err, "tier-0 admin check")
-		}
-		if has {
-			return nil, fail(airlock.ECONFLICT, ReasonBootstrapClosed, nil, "bootstrap is closed: a tier-0 administrator already exists")
+		if err := s.checkBootstrapOpen(ctx); err != nil {
+			return nil, err
 		}
 	}
 

@@ -218,8 +218,17 @@ func TestAuditAppendOnly(t *testing.T) {
 	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO audit_events (seq, time, type, actor, subject, outcome,
 		reason, user_id, session_id, device_id, credential_id, decision_id, transaction_id, request_id, grant_id,
 		ssh_session_id, ip) VALUES (1, 0, 'x', '', '', 'failure', '', '', '', '', '', '', '', '', '', '', '')`)
-	if err == nil {
-		t.Errorf("INSERT OR REPLACE over an audit event succeeded")
+	if err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("INSERT OR REPLACE over an audit event: %v, want the append-only trigger", err)
+	}
+	// Nor can a row skip or reuse a number.
+	for _, seq := range []int{1, 3} {
+		_, err = s.w.ExecContext(ctx, `INSERT INTO audit_events (seq, time, type, actor, subject, outcome,
+			reason, user_id, session_id, device_id, credential_id, decision_id, transaction_id, request_id, grant_id,
+			ssh_session_id, ip) VALUES (?, 0, 'x', '', '', 'failure', '', '', '', '', '', '', '', '', '', '', '')`, seq)
+		if err == nil {
+			t.Errorf("inserting seq %d after seq 1 succeeded", seq)
+		}
 	}
 }
 
@@ -275,6 +284,11 @@ func TestNoAuditMutation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sqlFiles, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(sqlFiles) == 0 {
+		t.Fatalf("migrations: %v %v", sqlFiles, err)
+	}
+	files = append(files, sqlFiles...)
 	bad := regexp.MustCompile(`(?i)(UPDATE|DELETE\s+FROM|REPLACE\s+INTO)\s+audit_events`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -216,4 +217,10 @@ func deriveOrigin(rpID string, addr net.Addr, tls bool) string {
 
 func netResolve(listen string) (net.Addr, error) {
 	return net.ResolveTCPAddr("tcp", listen)
+}
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("airlock", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
 }

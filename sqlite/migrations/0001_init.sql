@@ -106,7 +106,9 @@ CREATE TABLE ceremonies (
 CREATE INDEX ceremonies_expires ON ceremonies (expires_at);
 
 -- audit_events is append-only: the store only ever INSERTs, and the triggers
--- below refuse any UPDATE or DELETE, whoever issues it.
+-- below refuse any UPDATE or DELETE, whoever issues it, and any INSERT whose
+-- seq is not the next number (which also stops INSERT OR REPLACE, whose
+-- implicit delete fires no delete trigger).
 CREATE TABLE audit_events (
 	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
 	time           INTEGER NOT NULL,
@@ -131,6 +133,12 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_user ON audit_events (user_id, seq);
 CREATE INDEX audit_events_session ON audit_events (session_id, seq);
 CREATE INDEX audit_events_type ON audit_events (type, seq);
+
+CREATE TRIGGER audit_events_next_seq BEFORE INSERT ON audit_events
+WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM audit_events)
+BEGIN
+	SELECT RAISE(ABORT, 'audit_events is append-only: seq must be the next number');
+END;
 
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN
