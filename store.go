@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Store is everything Airlock keeps. Every implementation (sqlite, postgres)
+// Store is everything Airlock keeps. Times are stored with microsecond
+// precision in UTC; the zero time means "never". Every implementation (sqlite, postgres)
 // must pass the storetest conformance suite. Methods return *Error values
 // with ENOTFOUND for a missing row and ECONFLICT for a uniqueness or
 // single-use violation; any other failure is EINTERNAL or EUNAVAILABLE.
@@ -66,7 +67,8 @@ type CredentialStore interface {
 	// UpdateCredentialUse records a successful assertion: the new sign
 	// count, backup state and last-used time.
 	UpdateCredentialUse(ctx context.Context, id []byte, signCount uint32, backupState bool, at time.Time) error
-	// RevokeCredential sets RevokedAt; revoking twice keeps the first time.
+	// RevokeCredential sets RevokedAt; revoking twice succeeds and keeps the
+	// first time.
 	RevokeCredential(ctx context.Context, id []byte, at time.Time) error
 }
 
@@ -75,14 +77,15 @@ type SessionStore interface {
 	CreateSession(ctx context.Context, s *Session) error
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
 	FindSessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
-	// TouchSession sets LastSeen of a live session.
+	// TouchSession sets LastSeen of a session; an ended one is ECONFLICT.
 	TouchSession(ctx context.Context, id string, at time.Time) error
-	// SetSessionUV sets LastUVAt (a fresh user-verified assertion).
+	// SetSessionUV sets LastUVAt (a fresh user-verified assertion); an ended
+	// session is ECONFLICT.
 	SetSessionUV(ctx context.Context, id string, at time.Time) error
 	// EndSession ends a session once; ending an ended session is ECONFLICT.
 	EndSession(ctx context.Context, id, reason string, at time.Time) error
-	// EndUserSessions ends every live session of the user and returns
-	// their IDs.
+	// EndUserSessions ends every session of the user that has not ended
+	// and returns their IDs, in no particular order.
 	EndUserSessions(ctx context.Context, userID, reason string, at time.Time) ([]string, error)
 	// ListSessionsByUser returns the user's sessions that have not ended,
 	// newest first.
@@ -115,7 +118,8 @@ type CeremonyStore interface {
 // AuditStore is the append-only audit table.
 type AuditStore interface {
 	// AppendAudit assigns e.Seq (1, 2, 3… with no gaps) and stores e
-	// durably before returning.
+	// durably before returning. Times keep microsecond precision; Details
+	// come back as encoding/json values (numbers as float64).
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// ListAudit returns events matching f in ascending Seq order.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
@@ -126,11 +130,15 @@ type NotificationStore interface {
 	// EnqueueNotification stores n and assigns n.ID.
 	EnqueueNotification(ctx context.Context, n *Notification) error
 	// DueNotifications returns undelivered notifications whose NextAttempt
-	// is not after now, oldest first, at most limit.
+	// is not after now, oldest CreatedAt first, at most limit (limit ≤ 0
+	// means a store default).
 	DueNotifications(ctx context.Context, now time.Time, limit int) ([]*Notification, error)
+	// MarkNotificationDelivered sets DeliveredAt; marking twice keeps the
+	// first time.
 	MarkNotificationDelivered(ctx context.Context, id int64, at time.Time) error
 	// MarkNotificationFailed records a failed attempt: Attempts+1, the
-	// error text and the time of the next attempt.
+	// error text and the time of the next attempt. A delivered notification
+	// is ECONFLICT.
 	MarkNotificationFailed(ctx context.Context, id int64, errText string, next time.Time) error
 	// ListNotificationsByUser returns the user's notifications, newest first.
 	ListNotificationsByUser(ctx context.Context, userID string) ([]*Notification, error)

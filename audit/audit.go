@@ -32,8 +32,10 @@ func New(store airlock.AuditStore, now func() time.Time, logger *slog.Logger) *L
 // callers must treat an unrecorded security event as a failed operation.
 func (l *Log) Record(ctx context.Context, e airlock.AuditEvent) error {
 	if e.Time.IsZero() {
-		e.Time = l.now().UTC()
+		e.Time = l.now()
 	}
+	// The stores keep microseconds: record exactly what will be read back.
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if e.Outcome == "" {
 		e.Outcome = airlock.OutcomeSuccess
 	}

@@ -189,7 +189,10 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*airlock.Sess
 		}
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "session expired (%s); sign in again", reason)
 	}
-	if err := m.store.TouchSession(ctx, s.ID, now); err != nil {
+	if err := m.store.TouchSession(ctx, s.ID, now); airlock.ErrorCode(err) == airlock.ECONFLICT {
+		// Ended between the lookup and the touch.
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "session has ended")
+	} else if err != nil {
 		return nil, err
 	}
 	s.LastSeen = now
