@@ -77,6 +77,10 @@ type User struct {
 	Handle    []byte    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Version counts updates. UpdateUser succeeds only when it equals the
+	// stored version (so a read-modify-write never silently undoes a
+	// concurrent change) and then increments it.
+	Version int64 `json:"version"`
 }
 
 // DeviceKind says how a device is owned and managed.
@@ -144,6 +148,8 @@ type Device struct {
 	Trust     TrustState `json:"trust"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
+	// Version counts updates, as User.Version does.
+	Version int64 `json:"version"`
 }
 
 // Credential is a registered passkey, bound to one user and one device.
@@ -271,7 +277,12 @@ type AuditEvent struct {
 // AuditFilter selects audit events. Zero fields match everything; Limit 0
 // means the store's default page size.
 type AuditFilter struct {
-	AfterSeq  int64
+	AfterSeq int64
+	// BeforeSeq, if positive, keeps only events with Seq < BeforeSeq.
+	BeforeSeq int64
+	// Newest returns the newest Limit matching events in descending Seq
+	// order instead of the oldest in ascending order.
+	Newest    bool
 	UserID    string
 	SessionID string
 	Type      string // exact type, or a prefix ending in "." (e.g. "auth.")

@@ -37,10 +37,13 @@ type UserStore interface {
 	// ListUsers returns every user ordered by name.
 	ListUsers(ctx context.Context) ([]*User, error)
 	// UpdateUser replaces the mutable fields (DisplayName, Kind, Tier, Roles,
-	// Disabled, Window, UpdatedAt) of the user with u.ID.
+	// Disabled, Window, UpdatedAt) of the user with u.ID, provided the stored
+	// Version equals u.Version (else ECONFLICT, nothing written), and
+	// increments u.Version.
 	UpdateUser(ctx context.Context, u *User) error
-	// HasActiveTier0Admin reports whether some enabled tier-0 user holds an
-	// unrevoked credential whose tier cap is 0.
+	// HasActiveTier0Admin reports whether some enabled tier-0 user with the
+	// RoleAdmin role holds an unrevoked credential whose tier cap is 0 on a
+	// device whose trust is trusted: someone who can still administer.
 	HasActiveTier0Admin(ctx context.Context) (bool, error)
 }
 
@@ -51,7 +54,9 @@ type DeviceStore interface {
 	// ListDevices returns every device ordered by name, then ID.
 	ListDevices(ctx context.Context) ([]*Device, error)
 	// UpdateDevice replaces the mutable fields (Name, Owner, Kind, Posture,
-	// Trust, UpdatedAt) of the device with d.ID.
+	// Trust, UpdatedAt) of the device with d.ID, provided the stored Version
+	// equals d.Version (else ECONFLICT, nothing written), and increments
+	// d.Version.
 	UpdateDevice(ctx context.Context, d *Device) error
 }
 
@@ -87,6 +92,13 @@ type SessionStore interface {
 	// EndUserSessions ends every session of the user that has not ended
 	// and returns their IDs, in no particular order.
 	EndUserSessions(ctx context.Context, userID, reason string, at time.Time) ([]string, error)
+	// EndDeviceSessions ends every session on the device that has not ended
+	// and returns their IDs, in no particular order.
+	EndDeviceSessions(ctx context.Context, deviceID, reason string, at time.Time) ([]string, error)
+	// ListExpiredSessions returns at most limit sessions that have not ended
+	// but whose absolute deadline or idle deadline (LastSeen + IdleTimeout)
+	// is not after now, oldest deadline first.
+	ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]*Session, error)
 	// ListSessionsByUser returns the user's sessions that have not ended,
 	// newest first.
 	ListSessionsByUser(ctx context.Context, userID string) ([]*Session, error)
@@ -121,7 +133,8 @@ type AuditStore interface {
 	// durably before returning. Times keep microsecond precision; Details
 	// come back as encoding/json values (numbers as float64).
 	AppendAudit(ctx context.Context, e *AuditEvent) error
-	// ListAudit returns events matching f in ascending Seq order.
+	// ListAudit returns events matching f in ascending Seq order (descending
+	// when f.Newest).
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 }
 

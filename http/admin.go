@@ -31,10 +31,16 @@ func (s *Server) record(r *http.Request, e airlock.AuditEvent) error {
 	a := sessionFrom(r.Context())
 	if a != nil {
 		e.Actor = a.User.ID
-		e.SessionID = a.Session.ID
+		if e.SessionID == "" {
+			e.SessionID = a.Session.ID
+		}
 		if e.DeviceID == "" {
 			e.DeviceID = a.Device.ID
 		}
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details["actor_session"] = a.Session.ID
 	}
 	e.RequestID = requestIDFrom(r.Context())
 	e.IP = clientIP(r)
@@ -47,6 +53,60 @@ func (s *Server) record(r *http.Request, e airlock.AuditEvent) error {
 func mayManage(a *authn, tier airlock.Tier) error {
 	if tier < a.Session.Tier {
 		return airlock.Errorf(airlock.EFORBIDDEN, "a tier-%d session cannot manage tier-%d accounts", a.Session.Tier, tier)
+	}
+	return nil
+}
+
+// mayManageDevice applies mayManage to a device's owner; any admin may
+// manage shared devices.
+func (s *Server) mayManageDevice(r *http.Request, d *airlock.Device) error {
+	if d.Owner == airlock.SharedOwner {
+		return nil
+	}
+	owner, err := s.Store.FindUserByID(r.Context(), d.Owner)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return airlock.Errorf(airlock.EINVALID, "device owner %s does not exist", d.Owner)
+	} else if err != nil {
+		return err
+	}
+	return mayManage(sessionFrom(r.Context()), owner.Tier)
+}
+
+// mayEnrolFor decides whether admin a may issue an enrolment link for u.
+// Binding a passkey to an account is taking it over, so an admin may do it
+// only for an account strictly less privileged than the admin's session, or
+// for one that holds no usable passkey yet (onboarding) and is not more
+// privileged. Adding a passkey to one's own account, or to an established
+// account of one's own tier, goes through the account holder
+// (POST /v1/me/enrolment-tokens), at the account's highest assurance.
+func (s *Server) mayEnrolFor(r *http.Request, a *authn, u *airlock.User) error {
+	if err := mayManage(a, u.Tier); err != nil {
+		return err
+	}
+	if u.Tier > a.Session.Tier {
+		return nil
+	}
+	creds, err := s.Store.ListCredentialsByUser(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range creds {
+		if !c.IsRevoked() {
+			return airlock.Errorf(airlock.EFORBIDDEN, "%s already has a passkey and is as privileged as your session: only they can add another (from their home page)", u.Name)
+		}
+	}
+	return nil
+}
+
+func (s *Server) endDeviceSessions(r *http.Request, deviceID string) error {
+	ids, err := s.Store.EndDeviceSessions(r.Context(), deviceID, "device_revoked", s.Now().UTC())
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.record(r, airlock.AuditEvent{Type: "session.ended", Subject: id, Reason: "device_revoked", SessionID: id, DeviceID: deviceID}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -217,8 +277,8 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, airlock.Errorf(airlock.EINVALID, "a user's name cannot change"))
 		return
 	}
-	if u.ID == a.User.ID && (req.Tier != nil || req.Roles != nil || req.Disabled != nil || req.Kind != nil) {
-		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "you cannot change your own tier, kind, roles or disabled flag; ask another admin"))
+	if u.ID == a.User.ID && (req.Tier != nil || req.Roles != nil || req.Disabled != nil || req.Kind != nil || req.Window != nil) {
+		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "you cannot change your own tier, kind, roles, access window or disabled flag; ask another admin"))
 		return
 	}
 	if err := mayManage(a, u.Tier); err != nil {
@@ -239,23 +299,26 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.record(r, airlock.AuditEvent{Type: "user.updated", Subject: u.ID, UserID: u.ID, Details: map[string]any{
-		"before": map[string]any{"tier": int(before.Tier), "kind": before.Kind, "roles": before.Roles, "disabled": before.Disabled},
-		"after":  map[string]any{"tier": int(u.Tier), "kind": u.Kind, "roles": u.Roles, "disabled": u.Disabled},
-	}}); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	// A disabled user, or one whose tier was lowered, keeps no session.
+	// A disabled user, or one whose tier was lowered, keeps no session. End
+	// them before anything else can fail.
+	var endErr error
 	if (u.Disabled && !before.Disabled) || u.Tier > before.Tier {
 		reason := "user_disabled"
 		if !u.Disabled {
 			reason = "tier_changed"
 		}
-		if err := s.Sessions.EndUser(r.Context(), u.ID, reason, a.User.ID); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+		endErr = s.Sessions.EndUser(r.Context(), u.ID, reason, a.User.ID)
+	}
+	if err := s.record(r, airlock.AuditEvent{Type: "user.updated", Subject: u.ID, UserID: u.ID, Details: map[string]any{
+		"before": map[string]any{"tier": int(before.Tier), "kind": before.Kind, "roles": before.Roles, "disabled": before.Disabled, "window": before.Window},
+		"after":  map[string]any{"tier": int(u.Tier), "kind": u.Kind, "roles": u.Roles, "disabled": u.Disabled, "window": u.Window},
+	}}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if endErr != nil {
+		s.writeError(w, r, endErr)
+		return
 	}
 	writeJSON(w, http.StatusOK, userView(u))
 }
@@ -325,9 +388,18 @@ func (s *Server) handleCreateDevice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, airlock.Errorf(airlock.EINVALID, "name, owner and kind are required"))
 		return
 	}
+	if req.Trust != nil {
+		// Trust is a separate, audited decision, taken after the device exists.
+		s.writeError(w, r, airlock.Errorf(airlock.EINVALID, "a new device starts pending; trust it with a separate update"))
+		return
+	}
 	now := s.Now().UTC()
 	d := &airlock.Device{ID: newID("dev_"), Trust: airlock.TrustPending, CreatedAt: now, UpdatedAt: now}
 	if err := s.applyDevice(r, &req, d); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.mayManageDevice(r, d); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -363,8 +435,19 @@ func (s *Server) handleUpdateDevice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The admin must be allowed to manage the device's owner both before
+	// and after the change (no moving a tier-0 admin's device away, and no
+	// handing a device to an account above one's own tier).
+	if err := s.mayManageDevice(r, d); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	before := *d
 	if err := s.applyDevice(r, &req, d); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.mayManageDevice(r, d); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -372,6 +455,10 @@ func (s *Server) handleUpdateDevice(w http.ResponseWriter, r *http.Request) {
 	if err := s.Store.UpdateDevice(r.Context(), d); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	var endErr error
+	if d.Trust == airlock.TrustRevoked && before.Trust != airlock.TrustRevoked {
+		endErr = s.endDeviceSessions(r, d.ID)
 	}
 	typ := "device.updated"
 	if before.Trust != d.Trust {
@@ -384,6 +471,10 @@ func (s *Server) handleUpdateDevice(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if endErr != nil {
+		s.writeError(w, r, endErr)
+		return
+	}
 	writeJSON(w, http.StatusOK, s.deviceView(d))
 }
 
@@ -391,6 +482,10 @@ func (s *Server) handleReportPosture(w http.ResponseWriter, r *http.Request) {
 	a := sessionFrom(r.Context())
 	d, err := s.Store.FindDeviceByID(r.Context(), r.PathValue("id"))
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.mayManageDevice(r, d); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -403,9 +498,9 @@ func (s *Server) handleReportPosture(w http.ResponseWriter, r *http.Request) {
 	if p.ReportedAt.IsZero() {
 		p.ReportedAt = now
 	}
-	if p.Source == "" {
-		p.Source = "admin:" + a.User.Name
-	}
+	// The reporter is whoever calls: an admin cannot claim to be the
+	// bootstrap operator or a device-management system.
+	p.Source = "admin:" + a.User.Name
 	if err := device.ValidatePosture(p, now); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -493,7 +588,7 @@ func (s *Server) handleIssueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := mayManage(a, u.Tier); err != nil {
+	if err := s.mayEnrolFor(r, a, u); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -550,13 +645,14 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, err)
 		return
 	}
+	endErr := s.Sessions.EndUser(r.Context(), owner.ID, "credential_revoked", a.User.ID)
 	if err := s.record(r, airlock.AuditEvent{Type: "credential.revoked", Subject: b64(id), UserID: owner.ID,
 		DeviceID: c.DeviceID, CredentialID: b64(id)}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Sessions.EndUser(r.Context(), owner.ID, "credential_revoked", a.User.ID); err != nil {
-		s.writeError(w, r, err)
+	if endErr != nil {
+		s.writeError(w, r, endErr)
 		return
 	}
 	c.RevokedAt = s.Now().UTC()

@@ -84,6 +84,20 @@ func (s *Server) authenticate(r *http.Request) (*authn, error) {
 		_ = s.Sessions.End(r.Context(), sess, "device_revoked", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "this device's trust was revoked")
 	}
+	// Whatever raced with this session's creation, a revoked passkey or a
+	// lowered account tier never keeps a session alive.
+	cred, err := s.Store.FindCredentialByID(r.Context(), sess.CredentialID)
+	if err != nil && airlock.ErrorCode(err) != airlock.ENOTFOUND {
+		return nil, err
+	}
+	if cred == nil || cred.IsRevoked() {
+		_ = s.Sessions.End(r.Context(), sess, "credential_revoked", "system")
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "the passkey of this session was revoked")
+	}
+	if user.Tier > sess.Tier {
+		_ = s.Sessions.End(r.Context(), sess, "tier_changed", "system")
+		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "your account's tier changed; sign in again")
+	}
 	return &authn{Session: sess, User: user, Device: dev}, nil
 }
 
@@ -239,6 +253,11 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// A login replaces the browser's earlier session rather than leaving it
+	// live beside the new one.
+	if old, err := s.authenticate(r); err == nil {
+		_ = s.Sessions.End(r.Context(), old.Session, "replaced", old.User.ID)
+	}
 	s.setSessionCookie(w, token, sess)
 	body := map[string]any{"session": s.sessionView(&authn{Session: sess, User: res.User, Device: res.Device})}
 	if req.Bearer {
@@ -352,6 +371,55 @@ func credentialView(c *airlock.Credential) credentialJSON {
 
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.sessionView(sessionFrom(r.Context())))
+}
+
+type myTokenRequest struct {
+	Device string `json:"device"`
+}
+
+// handleMyEnrolmentToken lets a person add a passkey to their own account:
+// only from a session at the account's own tier (its highest assurance,
+// NIST SP 800-63B-4) with a fresh passkey verification, for one of their own
+// (or a shared) devices. The user is notified when the passkey is added.
+func (s *Server) handleMyEnrolmentToken(w http.ResponseWriter, r *http.Request) {
+	a := sessionFrom(r.Context())
+	var req myTokenRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if a.Session.Tier != a.User.Tier {
+		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "adding a passkey needs a session at your account's tier (%d); this one is tier %d", a.User.Tier, a.Session.Tier))
+		return
+	}
+	if age := s.Now().Sub(a.Session.LastUVAt); a.Session.LastUVAt.IsZero() || age > s.AdminFreshUV {
+		s.writeError(w, r, airlock.Errorf(airlock.EFRESHAUTH, "adding a passkey needs a passkey verification within %s: sign in again", s.AdminFreshUV))
+		return
+	}
+	d, err := s.Store.FindDeviceByID(r.Context(), req.Device)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		err = airlock.Errorf(airlock.ENOTFOUND, "no device %q", req.Device)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if d.Owner != a.User.ID && d.Owner != airlock.SharedOwner {
+		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "device %s belongs to another user", d.Name))
+		return
+	}
+	secret, tok, err := s.Passkeys.IssueEnrolmentToken(r.Context(), a.User.ID, a.User.ID, d.ID, airlock.PurposeEnrol, s.meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := tokenView(tok)
+	out.Token = secret
+	out.URL = EnrolURL(s.Origins[0], secret)
+	c := device.Evaluate(d, s.DeviceRules, s.Now())
+	out.DeviceCompliant = &c.Compliant
+	out.Noncompliance = c.Reasons
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) handleMyCredentials(w http.ResponseWriter, r *http.Request) {

@@ -609,3 +609,5 @@ func TestWebPages(t *testing.T) {
 		t.Fatalf("static js: %d", r.status)
 	}
 }
+
+func rawJSON(b []byte) json.RawMessage { return json.RawMessage(b) }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /v1/logout", s.authed(s.handleLogout))
 	handle("GET /v1/session", s.authed(s.handleSession))
 	handle("GET /v1/me/credentials", s.authed(s.handleMyCredentials))
+	handle("POST /v1/me/enrolment-tokens", s.authed(s.handleMyEnrolmentToken))
 
 	handle("GET /v1/admin/users", s.admin(s.handleListUsers))
 	handle("POST /v1/admin/users", s.admin(s.handleCreateUser))
@@ -193,7 +195,7 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 
 func (s *Server) rateLimited(kind string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.Store.HitRateLimit(r.Context(), "begin:"+kind+":"+clientIP(r), time.Minute, s.Now())
+		n, err := s.Store.HitRateLimit(r.Context(), "begin:"+kind+":"+rateKey(clientIP(r)), time.Minute, s.Now())
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -226,6 +228,17 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// rateKey groups addresses the way one client can hold them: an IPv6 /64
+// is one subscriber's network, so rotating inside it gains nothing.
+func rateKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Is4() || addr.Is4In6() {
+		return ip
+	}
+	p, _ := addr.Prefix(64)
+	return p.String()
 }
 
 func bearerToken(r *http.Request) string {

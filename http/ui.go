@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,16 +116,12 @@ func (s *Server) pageEnrol(w http.ResponseWriter, r *http.Request) {
 type homeData struct {
 	Compliance  device.Compliance
 	Credentials []*airlock.Credential
+	Devices     []*airlock.Device
 }
 
 func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
-	a, err := s.authenticate(r)
-	if err != nil {
-		if airlock.ErrorCode(err) == airlock.EUNAUTHORIZED {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-			return
-		}
-		s.render(w, r, statusOf(airlock.ErrorCode(err)), "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err)})
+	a, ok := s.pageAuth(w, r)
+	if !ok {
 		return
 	}
 	creds, err := s.Store.ListCredentialsByUser(r.Context(), a.User.ID)
@@ -131,18 +129,48 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, statusOf(airlock.ErrorCode(err)), "home", page{Title: "Home", Auth: a, Error: airlock.ErrorMessage(err)})
 		return
 	}
+	devs, err := s.Store.ListDevices(r.Context())
+	if err != nil {
+		s.render(w, r, statusOf(airlock.ErrorCode(err)), "home", page{Title: "Home", Auth: a, Error: airlock.ErrorMessage(err)})
+		return
+	}
+	var mine []*airlock.Device
+	for _, d := range devs {
+		if d.Owner == a.User.ID && d.Trust != airlock.TrustRevoked {
+			mine = append(mine, d)
+		}
+	}
 	s.render(w, r, http.StatusOK, "home", page{Title: "Home", Auth: a, Data: homeData{
-		Compliance: device.Evaluate(a.Device, s.DeviceRules, s.Now()), Credentials: creds,
+		Compliance: device.Evaluate(a.Device, s.DeviceRules, s.Now()), Credentials: creds, Devices: mine,
 	}})
+}
+
+// pageAuth authenticates a page request. Without any session it redirects
+// to the login page; with a session that is no longer valid (expired,
+// revoked, disabled) or a store failure it shows the login page with the
+// specific reason.
+func (s *Server) pageAuth(w http.ResponseWriter, r *http.Request) (*authn, bool) {
+	a, err := s.authenticate(r)
+	if err == nil {
+		return a, true
+	}
+	if _, cerr := r.Cookie(s.cookieName()); cerr != nil && airlock.ErrorCode(err) == airlock.EUNAUTHORIZED {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil, false
+	}
+	if airlock.ErrorCode(err) == airlock.EUNAUTHORIZED {
+		s.clearSessionCookie(w)
+	}
+	s.render(w, r, statusOf(airlock.ErrorCode(err)), "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err)})
+	return nil, false
 }
 
 // adminPage renders an admin page when the session passes the admin rule,
 // and otherwise the page's frame with the specific reason.
 func (s *Server) adminPage(title, name string, load func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		a, err := s.authenticate(r)
-		if err != nil {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+		a, ok := s.pageAuth(w, r)
+		if !ok {
 			return
 		}
 		r = r.WithContext(withAuth(r, a))
@@ -213,14 +241,24 @@ func (s *Server) dataEnrol(r *http.Request) (any, error) {
 type auditData struct {
 	Filter airlock.AuditFilter
 	Events []*airlock.AuditEvent
+	// Older links to the next page of older events, if any.
+	Older string
 }
 
 func (s *Server) dataAudit(r *http.Request) (any, error) {
 	q := r.URL.Query()
-	f := airlock.AuditFilter{UserID: q.Get("user"), SessionID: q.Get("session"), Type: q.Get("type"), Limit: 500}
+	f := airlock.AuditFilter{UserID: q.Get("user"), SessionID: q.Get("session"), Type: q.Get("type"), Limit: 200, Newest: true}
+	if v, err := strconv.ParseInt(q.Get("before"), 10, 64); err == nil && v > 0 {
+		f.BeforeSeq = v
+	}
 	if err := s.record(r, airlock.AuditEvent{Type: "audit.read", Details: map[string]any{"user": f.UserID, "session": f.SessionID, "type": f.Type, "via": "ui"}}); err != nil {
 		return nil, err
 	}
 	evs, err := s.Audit.List(r.Context(), f)
-	return auditData{Filter: f, Events: evs}, err
+	d := auditData{Filter: f, Events: evs}
+	if len(evs) == f.Limit {
+		next := url.Values{"user": {f.UserID}, "session": {f.SessionID}, "type": {f.Type}, "before": {strconv.FormatInt(evs[len(evs)-1].Seq, 10)}}
+		d.Older = "/admin/audit?" + next.Encode()
+	}
+	return d, err
 }

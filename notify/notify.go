@@ -13,10 +13,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -59,14 +61,26 @@ func (o *Outbox) Notify(ctx context.Context, userID, kind string, payload any) e
 	})
 }
 
+// Sign returns the hex HMAC-SHA256 with secret over timestamp "." body, the
+// value of X-Airlock-Signature after "sha256=". Receivers recompute it and
+// reject stale timestamps, so a captured delivery cannot be replayed later.
+func Sign(secret, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
 // Dispatcher delivers due notifications to a webhook.
 type Dispatcher struct {
 	Store airlock.NotificationStore
 	// URL receives a POST of one Message per notification; a 2xx answer
 	// counts as delivered.
 	URL string
-	// Secret, if set, signs each body: header X-Airlock-Signature is
-	// "sha256=" + hex HMAC-SHA256(Secret, body).
+	// Secret, if set, signs each delivery: header X-Airlock-Timestamp is
+	// the Unix time and X-Airlock-Signature is "sha256=" + Sign(Secret,
+	// timestamp, body).
 	Secret string
 	Client *http.Client
 	Now    func() time.Time
@@ -87,6 +101,12 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	delivered := 0
 	for _, n := range due {
 		if err := d.deliver(ctx, n); err != nil {
+			// The receiver URL often carries a secret: record and log the
+			// cause, never the URL.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			next := d.now().Add(d.backoff(n.Attempts + 1))
 			if merr := d.Store.MarkNotificationFailed(ctx, n.ID, err.Error(), next); merr != nil {
 				return delivered, merr
@@ -154,9 +174,9 @@ func (d *Dispatcher) deliver(ctx context.Context, n *airlock.Notification) error
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Airlock-Notification-Id", strconv.FormatInt(n.ID, 10))
 	if d.Secret != "" {
-		mac := hmac.New(sha256.New, []byte(d.Secret))
-		mac.Write(body)
-		req.Header.Set("X-Airlock-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		ts := strconv.FormatInt(d.now().Unix(), 10)
+		req.Header.Set("X-Airlock-Timestamp", ts)
+		req.Header.Set("X-Airlock-Signature", "sha256="+Sign(d.Secret, ts, body))
 	}
 	client := d.Client
 	if client == nil {

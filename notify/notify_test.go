@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +97,7 @@ func TestOutboxSurvivesFailingReceiver(t *testing.T) {
 		t.Fatalf("received %+v", got)
 	}
 	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(fmt.Sprint(now.Unix()) + "."))
 	mac.Write(bodies[0])
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); sigs[0] != want {
 		t.Fatalf("signature %q, want %q", sigs[0], want)
@@ -104,4 +107,28 @@ func TestOutboxSurvivesFailingReceiver(t *testing.T) {
 		t.Fatalf("after delivery: %+v", ns[0])
 	}
 	var _ airlock.NotificationStore = st
+}
+
+func TestDeliveryErrorsHideTheURL(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := notify.NewOutbox(st, nil).Notify(ctx, "usr_1", "passkey.added", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens on port 1: the dial fails and the error would name the URL.
+	d := &notify.Dispatcher{Store: st, URL: "http://127.0.0.1:1/hooks/SECRETPATH?key=APIKEY"}
+	if n, err := d.RunOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	ns, _ := st.ListNotificationsByUser(ctx, "usr_1")
+	if len(ns) != 1 || ns[0].LastError == "" {
+		t.Fatalf("failure not recorded: %+v", ns)
+	}
+	if strings.Contains(ns[0].LastError, "SECRETPATH") || strings.Contains(ns[0].LastError, "APIKEY") {
+		t.Fatalf("recorded error leaks the receiver URL: %q", ns[0].LastError)
+	}
 }

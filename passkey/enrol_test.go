@@ -64,7 +64,9 @@ func TestFinishEnrol(t *testing.T) {
 		{name: "ok-credential-id-1023-bytes", tier: 0, opts: []passkeytest.Option{passkeytest.WithCredentialIDLength(1023)}, wantCap: 0, wantAtt: "packed"},
 		{name: "ok-aaguid-on-allow-list", tier: 0, cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID)}, wantCap: 0, wantAtt: "packed", wantAAGU: listedAAGUID.String()},
 		{name: "ok-aaguid-off-tier0-list-falls-to-tier1", tier: 0,
-			cfg:  func(c *Config) { c.Tiers[0] = TierPolicy{RequireAttestation: true, AAGUIDs: []string{listedAAGUID.String()}} },
+			cfg: func(c *Config) {
+				c.Tiers[0] = TierPolicy{RequireAttestation: true, AAGUIDs: []string{listedAAGUID.String()}}
+			},
 			opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID)}, wantCap: 1, wantAtt: "packed"},
 		{name: "ok-attestation-none-falls-below-attested-tier0", tier: 0,
 			cfg:  func(c *Config) { c.Tiers[0].RequireAttestation = true },

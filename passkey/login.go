@@ -77,6 +77,12 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	if len(parsed.RawID) > maxCredentialIDLength {
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
 	}
+	// From reading the stored sign count to writing the new one, no other
+	// login of this credential runs in this process. (Across replicas the
+	// store would need a compare-and-set on the count.)
+	mu := s.credLock(parsed.RawID)
+	mu.Lock()
+	defer mu.Unlock()
 	cred, err := s.store.FindCredentialByID(ctx, parsed.RawID)
 	if err != nil {
 		if airlock.ErrorCode(err) == airlock.ENOTFOUND {

@@ -3,6 +3,7 @@ package passkey
 import (
 	"bytes"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +47,9 @@ func TestFinishLogin(t *testing.T) {
 		{name: "ok-synced-tier0-user-gets-tier2", tier: 0, enrolFlags: passkeytest.Flags{BackupEligible: true, BackupState: true},
 			wantTier: 2, wantAMR: []string{"swk", "user", "mfa"}, wantCount: 1},
 		{name: "ok-synced-backup-state-may-change", tier: 2, enrolFlags: passkeytest.Flags{BackupEligible: true},
-			opts:     func(env) []passkeytest.Option { return flags(passkeytest.Flags{BackupEligible: true, BackupState: true}) },
+			opts: func(env) []passkeytest.Option {
+				return flags(passkeytest.Flags{BackupEligible: true, BackupState: true})
+			},
 			wantTier: 2, wantAMR: []string{"swk", "user", "mfa"}, wantCount: 1},
 		{name: "ok-counter-zero-both-sides", tier: 0, opts: func(env) []passkeytest.Option { return []passkeytest.Option{passkeytest.WithCounter(0)} },
 			wantTier: 0, wantAMR: []string{"hwk", "user", "mfa"}, wantCount: 0},
@@ -82,7 +85,9 @@ func TestFinishLogin(t *testing.T) {
 		// W6
 		{name: "fail-be0-bs1", opts: func(env) []passkeytest.Option { return flags(passkeytest.Flags{BackupState: true}) }, code: airlock.EINVALID, reason: ReasonBadBackupFlags},
 		{name: "fail-be-changed-bound-to-synced", tier: 0,
-			opts: func(env) []passkeytest.Option { return flags(passkeytest.Flags{BackupEligible: true, BackupState: true}) },
+			opts: func(env) []passkeytest.Option {
+				return flags(passkeytest.Flags{BackupEligible: true, BackupState: true})
+			},
 			code: airlock.EUNAUTHORIZED, reason: ReasonBEChanged, wantAudited: "auth.backup_eligibility_changed", wantOutcome: airlock.OutcomeDenied},
 		{name: "fail-be-changed-synced-to-bound", tier: 2, enrolFlags: passkeytest.Flags{BackupEligible: true},
 			opts: func(env) []passkeytest.Option { return flags(passkeytest.Flags{}) },
@@ -224,7 +229,9 @@ func TestFinishLogin(t *testing.T) {
 	}
 }
 
-func flags(f passkeytest.Flags) []passkeytest.Option { return []passkeytest.Option{passkeytest.WithFlags(f)} }
+func flags(f passkeytest.Flags) []passkeytest.Option {
+	return []passkeytest.Option{passkeytest.WithFlags(f)}
+}
 
 // TestLoginReplay is acceptance check 2: a consumed or unknown challenge is
 // refused, and an accepted assertion cannot be replayed.
@@ -309,5 +316,51 @@ func TestBeginLoginOptions(t *testing.T) {
 	}
 	if cer.Kind != KindLogin || !cer.ExpiresAt.Equal(h.clk.Now().Add(DefaultCeremonyTTL)) || bytes.Contains(cer.Data, []byte(`"expires":"2`)) {
 		t.Fatalf("stored ceremony %+v %s", cer, cer.Data)
+	}
+}
+
+// TestLoginCloneRace: an authenticator and its clone assert the same
+// counter at the same time; at tier 0 exactly one may get in (W11).
+func TestLoginCloneRace(t *testing.T) {
+	h := newHarness(t, nil)
+	u := h.user("alice", 0)
+	d := h.device("laptop", u.ID)
+	a := passkeytest.New()
+	h.enrol(a, u, d)
+	clone := passkeytest.New()
+	clone.AddCredential(a.Credentials()[0].Clone())
+
+	for round := 0; round < 5; round++ {
+		ids := make([]string, 2)
+		resps := make([][]byte, 2)
+		for i, auth := range []*passkeytest.Authenticator{a, clone} {
+			id, opt := h.beginLogin()
+			resp, err := auth.Assert(testOrigin, opt, passkeytest.WithCounter(uint32(round+1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i], resps[i] = id, resp
+		}
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = h.svc.FinishLogin(h.ctx, ids[i], resps[i], Meta{})
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if ReasonOf(err) != ReasonClone {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d of 2 racing assertions with the same counter were accepted", round, ok)
+		}
 	}
 }

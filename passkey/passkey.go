@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -50,7 +51,8 @@ const (
 	KindLogin = "login"
 )
 
-// Notification kind sent when a passkey is bound to an account.
+// NotifyPasskeyAdded is the notification kind sent when a passkey is bound
+// to an account.
 const NotifyPasskeyAdded = "passkey.added"
 
 // BootstrapUserName and BootstrapDeviceName name the user and device that
@@ -172,6 +174,16 @@ type Service struct {
 	now      func() time.Time
 	rpIDHash [32]byte
 	tiers    [3]tierRule
+	// credLocks serialize logins of one credential within this process,
+	// so that two racing assertions cannot both pass the sign-count check
+	// against the same stored count (W11). See credLock.
+	credLocks [256]sync.Mutex
+}
+
+// credLock returns the mutex of the stripe credential id falls in.
+func (s *Service) credLock(id []byte) *sync.Mutex {
+	h := sha256.Sum256(id)
+	return &s.credLocks[h[0]]
 }
 
 type tierRule struct {

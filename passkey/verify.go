@@ -140,4 +140,3 @@ func libraryFailure(err error) error {
 	}
 	return fail(airlock.EUNAUTHORIZED, ReasonVerify, err, "the passkey response failed verification: %s", clip(msg))
 }
-

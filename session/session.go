@@ -247,6 +247,31 @@ func (m *Manager) EndUser(ctx context.Context, userID, reason, actor string) err
 	return nil
 }
 
+// ExpireStale ends and audits every session whose deadline has passed
+// without it being presented again, so that the trail shows when each
+// session really ended.
+func (m *Manager) ExpireStale(ctx context.Context) error {
+	now := m.cfg.Now().UTC()
+	for {
+		stale, err := m.store.ListExpiredSessions(ctx, now, 100)
+		if err != nil {
+			return err
+		}
+		for _, s := range stale {
+			reason := expiry(s, now)
+			if reason == "" {
+				continue
+			}
+			if err := m.end(ctx, s, reason, "system", now); err != nil && airlock.ErrorCode(err) != airlock.ECONFLICT {
+				return err
+			}
+		}
+		if len(stale) < 100 {
+			return nil
+		}
+	}
+}
+
 // MarkUV records a fresh user-verified passkey use in the session.
 func (m *Manager) MarkUV(ctx context.Context, s *airlock.Session) error {
 	now := m.cfg.Now().UTC()

@@ -54,8 +54,10 @@ func (s *Store) AppendAudit(ctx context.Context, e *airlock.AuditEvent) error {
 }
 
 // ListAudit returns the events matching f in ascending Seq order, at most
-// f.Limit of them (DefaultAuditLimit when 0; a negative Limit is EINVALID).
-// f.Type matches exactly, or, when it ends in ".", as a prefix.
+// f.Limit of them (DefaultAuditLimit when 0; a negative Limit is EINVALID):
+// the oldest matching ones, or with f.Newest the newest in descending Seq
+// order. f.Type matches exactly, or, when it ends in ".", as a prefix;
+// f.AfterSeq and a positive f.BeforeSeq bound Seq exclusively.
 func (s *Store) ListAudit(ctx context.Context, f airlock.AuditFilter) ([]*airlock.AuditEvent, error) {
 	limit := f.Limit
 	if limit < 0 {
@@ -64,6 +66,9 @@ func (s *Store) ListAudit(ctx context.Context, f airlock.AuditFilter) ([]*airloc
 		limit = DefaultAuditLimit
 	}
 	where, args := []string{`seq > ?`}, []any{f.AfterSeq}
+	if f.BeforeSeq > 0 {
+		where, args = append(where, `seq < ?`), append(args, f.BeforeSeq)
+	}
 	if f.UserID != "" {
 		where, args = append(where, `user_id = ?`), append(args, f.UserID)
 	}
@@ -76,9 +81,13 @@ func (s *Store) ListAudit(ctx context.Context, f airlock.AuditFilter) ([]*airloc
 	} else if f.Type != "" {
 		where, args = append(where, `type = ?`), append(args, f.Type)
 	}
+	order := `seq`
+	if f.Newest {
+		order = `seq DESC`
+	}
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+
-		strings.Join(where, ` AND `)+` ORDER BY seq LIMIT ?`, args...)
+		strings.Join(where, ` AND `)+` ORDER BY `+order+` LIMIT ?`, args...)
 	if err != nil {
 		return nil, dbError("list audit events", err)
 	}

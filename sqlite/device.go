@@ -8,15 +8,16 @@ import (
 )
 
 const deviceColumns = `id, name, owner, kind, trust, managed, disk_encrypted, os_version, patch_level,
-	edr_running, screen_lock, posture_reported_at, posture_source, created_at, updated_at`
+	edr_running, screen_lock, posture_reported_at, posture_source, created_at, updated_at, version`
 
-// CreateDevice inserts d; a device with the same ID is ECONFLICT.
+// CreateDevice inserts d with the Version it has (normally 0); a device with
+// the same ID is ECONFLICT.
 func (s *Store) CreateDevice(ctx context.Context, d *airlock.Device) error {
 	p := &d.Posture
-	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Name, d.Owner, string(d.Kind), string(d.Trust), boolInt(p.Managed), boolInt(p.DiskEncrypted),
 		p.OSVersion, p.PatchLevel, boolInt(p.EDRRunning), boolInt(p.ScreenLock), micros(p.ReportedAt), p.Source,
-		micros(d.CreatedAt), micros(d.UpdatedAt))
+		micros(d.CreatedAt), micros(d.UpdatedAt), d.Version)
 	return dbError("create device", err)
 }
 
@@ -53,24 +54,29 @@ func (s *Store) ListDevices(ctx context.Context) ([]*airlock.Device, error) {
 }
 
 // UpdateDevice replaces Name, Owner, Kind, Posture, Trust and UpdatedAt of
-// the device with d.ID; other fields of d are ignored. A missing device is
-// ENOTFOUND.
+// the device with d.ID, provided its stored version equals d.Version; it then
+// increments both the stored version and d.Version. Other fields of d are
+// ignored. A missing device is ENOTFOUND; a version mismatch is ECONFLICT,
+// and then nothing is written and d is unchanged.
 func (s *Store) UpdateDevice(ctx context.Context, d *airlock.Device) error {
 	p := &d.Posture
-	res, err := s.w.ExecContext(ctx, `UPDATE devices SET name = ?, owner = ?, kind = ?, trust = ?,
-		managed = ?, disk_encrypted = ?, os_version = ?, patch_level = ?, edr_running = ?, screen_lock = ?,
-		posture_reported_at = ?, posture_source = ?, updated_at = ? WHERE id = ?`,
-		d.Name, d.Owner, string(d.Kind), string(d.Trust), boolInt(p.Managed), boolInt(p.DiskEncrypted),
-		p.OSVersion, p.PatchLevel, boolInt(p.EDRRunning), boolInt(p.ScreenLock), micros(p.ReportedAt), p.Source,
-		micros(d.UpdatedAt), d.ID)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET name = ?, owner = ?, kind = ?, trust = ?,
+			managed = ?, disk_encrypted = ?, os_version = ?, patch_level = ?, edr_running = ?, screen_lock = ?,
+			posture_reported_at = ?, posture_source = ?, updated_at = ?, version = version + 1
+			WHERE id = ? AND version = ?`,
+			d.Name, d.Owner, string(d.Kind), string(d.Trust), boolInt(p.Managed), boolInt(p.DiskEncrypted),
+			p.OSVersion, p.PatchLevel, boolInt(p.EDRRunning), boolInt(p.ScreenLock), micros(p.ReportedAt), p.Source,
+			micros(d.UpdatedAt), d.ID, d.Version)
+		if err != nil {
+			return dbError("update device", err)
+		}
+		return versionedUpdateResult(ctx, tx, res, "device", "devices", d.ID)
+	})
 	if err != nil {
-		return dbError("update device", err)
-	}
-	if n, err := rowsAffected(res, "update device"); err != nil {
 		return err
-	} else if n == 0 {
-		return notFound("device")
 	}
+	d.Version++
 	return nil
 }
 
@@ -82,7 +88,7 @@ func scanDevice(row scanner) (*airlock.Device, error) {
 	)
 	p := &d.Posture
 	if err := row.Scan(&d.ID, &d.Name, &d.Owner, &kind, &trust, &p.Managed, &p.DiskEncrypted, &p.OSVersion,
-		&p.PatchLevel, &p.EDRRunning, &p.ScreenLock, &reported, &p.Source, &created, &updated); err != nil {
+		&p.PatchLevel, &p.EDRRunning, &p.ScreenLock, &reported, &p.Source, &created, &updated, &d.Version); err != nil {
 		return nil, err
 	}
 	d.Kind = airlock.DeviceKind(kind)

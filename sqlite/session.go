@@ -116,13 +116,27 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, at time.Time)
 // returns their IDs in ascending order (empty, not nil, when there were
 // none). Sessions already ended keep their end time and reason.
 func (s *Store) EndUserSessions(ctx context.Context, userID, reason string, at time.Time) ([]string, error) {
+	return s.endSessionsWhere(ctx, `user_id`, userID, reason, at)
+}
+
+// EndDeviceSessions ends every session on the device that has not ended and
+// returns their IDs in ascending order (empty, not nil, when there were
+// none). Sessions already ended keep their end time and reason.
+func (s *Store) EndDeviceSessions(ctx context.Context, deviceID, reason string, at time.Time) ([]string, error) {
+	return s.endSessionsWhere(ctx, `device_id`, deviceID, reason, at)
+}
+
+// endSessionsWhere ends the unended sessions whose column (a constant)
+// equals value, in one transaction, and returns their sorted IDs. A zero at
+// is EINVALID (it would mean "live").
+func (s *Store) endSessionsWhere(ctx context.Context, column, value, reason string, at time.Time) ([]string, error) {
 	if at.IsZero() {
 		return nil, airlock.Errorf(airlock.EINVALID, "sqlite: zero session end time")
 	}
 	ids := []string{}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE sessions SET ended_at = ?, end_reason = ?
-			WHERE user_id = ? AND ended_at = 0 RETURNING id`, micros(at), reason, userID)
+			WHERE `+column+` = ? AND ended_at = 0 RETURNING id`, micros(at), reason, value)
 		if err != nil {
 			return dbError("end sessions", err)
 		}
@@ -141,6 +155,47 @@ func (s *Store) EndUserSessions(ctx context.Context, userID, reason string, at t
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// DefaultExpiredSessionsLimit is how many sessions ListExpiredSessions
+// returns when its limit is 0 or negative.
+const DefaultExpiredSessionsLimit = 100
+
+// sessionDeadline is a session's effective deadline in unix microseconds: the
+// earlier of its absolute deadline and its idle deadline, the idle timeout
+// (nanoseconds) rounded up to a whole microsecond so that a session is never
+// reported expired before it is. The sessions_expiry index (migration 0002)
+// is on exactly this expression, which lets ListExpiredSessions read the
+// oldest deadlines first without sorting.
+const sessionDeadline = `min(absolute_deadline, last_seen + (idle_timeout + 999) / 1000)`
+
+// ListExpiredSessions returns at most limit (DefaultExpiredSessionsLimit
+// when limit ≤ 0) sessions that have not ended but whose absolute or idle
+// deadline is not after now, ordered by the earlier of their two deadlines,
+// then by ID. now is truncated to the microsecond.
+func (s *Store) ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]*airlock.Session, error) {
+	if limit <= 0 {
+		limit = DefaultExpiredSessionsLimit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE ended_at = 0 AND `+sessionDeadline+` <= ? ORDER BY `+sessionDeadline+`, id LIMIT ?`,
+		now.UnixMicro(), limit)
+	if err != nil {
+		return nil, dbError("list expired sessions", err)
+	}
+	defer rows.Close()
+	sessions := []*airlock.Session{}
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, dbError("list expired sessions", err)
+		}
+		sessions = append(sessions, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list expired sessions", err)
+	}
+	return sessions, nil
 }
 
 // ListSessionsByUser returns the user's sessions that have not ended (their

@@ -8,19 +8,20 @@ import (
 	"airlock"
 )
 
-const userColumns = `id, name, display_name, kind, tier, roles, disabled, access_window, handle, created_at, updated_at`
+const userColumns = `id, name, display_name, kind, tier, roles, disabled, access_window, handle, created_at, updated_at,
+	version`
 
-// CreateUser inserts u. A user with the same ID, Name or Handle is
-// ECONFLICT. An empty Handle is stored as NULL and is found by no
-// FindUserByHandle.
+// CreateUser inserts u with the Version it has (normally 0). A user with the
+// same ID, Name or Handle is ECONFLICT. An empty Handle is stored as NULL and
+// is found by no FindUserByHandle.
 func (s *Store) CreateUser(ctx context.Context, u *airlock.User) error {
 	window, err := encodeWindow(u.Window)
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.w.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Name, u.DisplayName, string(u.Kind), int64(u.Tier), encodeStrings(u.Roles), boolInt(u.Disabled),
-		window, blob(u.Handle), micros(u.CreatedAt), micros(u.UpdatedAt))
+		window, blob(u.Handle), micros(u.CreatedAt), micros(u.UpdatedAt), u.Version)
 	return dbError("create user", err)
 }
 
@@ -75,36 +76,67 @@ func (s *Store) ListUsers(ctx context.Context) ([]*airlock.User, error) {
 }
 
 // UpdateUser replaces DisplayName, Kind, Tier, Roles, Disabled, Window and
-// UpdatedAt of the user with u.ID; other fields of u are ignored. A missing
-// user is ENOTFOUND.
+// UpdatedAt of the user with u.ID, provided its stored version equals
+// u.Version; it then increments both the stored version and u.Version. Other
+// fields of u are ignored. A missing user is ENOTFOUND; a version mismatch is
+// ECONFLICT, and then nothing is written and u is unchanged.
 func (s *Store) UpdateUser(ctx context.Context, u *airlock.User) error {
 	window, err := encodeWindow(u.Window)
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET display_name = ?, kind = ?, tier = ?, roles = ?,
-		disabled = ?, access_window = ?, updated_at = ? WHERE id = ?`,
-		u.DisplayName, string(u.Kind), int64(u.Tier), encodeStrings(u.Roles), boolInt(u.Disabled),
-		window, micros(u.UpdatedAt), u.ID)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET display_name = ?, kind = ?, tier = ?, roles = ?,
+			disabled = ?, access_window = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
+			u.DisplayName, string(u.Kind), int64(u.Tier), encodeStrings(u.Roles), boolInt(u.Disabled),
+			window, micros(u.UpdatedAt), u.ID, u.Version)
+		if err != nil {
+			return dbError("update user", err)
+		}
+		return versionedUpdateResult(ctx, tx, res, "user", "users", u.ID)
+	})
 	if err != nil {
-		return dbError("update user", err)
-	}
-	if n, err := rowsAffected(res, "update user"); err != nil {
 		return err
-	} else if n == 0 {
-		return notFound("user")
 	}
+	u.Version++
 	return nil
 }
 
-// HasActiveTier0Admin reports whether some enabled tier-0 user holds an
-// unrevoked credential whose tier cap is 0. It does not look at the user's
-// kind or access window, nor at the credential's device.
+// versionedUpdateResult turns the result of an UPDATE … WHERE id = ? AND
+// version = ? on table into the caller's error: nil when it changed the row,
+// ENOTFOUND when no row has the id, ECONFLICT when the row's version moved
+// on. It runs in the update's transaction, so the answer is consistent.
+func versionedUpdateResult(ctx context.Context, tx *sql.Tx, res sql.Result, what, table, id string) error {
+	n, err := rowsAffected(res, "update "+what)
+	if err != nil {
+		return err
+	} else if n == 1 {
+		return nil
+	}
+	var exists bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE id = ?)`, id).Scan(&exists); err != nil {
+		return dbError("update "+what, err)
+	}
+	if !exists {
+		return notFound(what)
+	}
+	return airlock.Errorf(airlock.ECONFLICT, "sqlite: %s changed concurrently; reload and retry", what)
+}
+
+// HasActiveTier0Admin reports whether some enabled tier-0 user whose roles
+// include airlock.RoleAdmin (exactly: compared as JSON array elements, case
+// and all) holds an unrevoked credential whose tier cap is 0, registered on
+// a device that exists and is trusted. It does not look at the user's kind
+// or access window, nor at the device's owner or posture.
 func (s *Store) HasActiveTier0Admin(ctx context.Context) (bool, error) {
 	var ok bool
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (
-		SELECT 1 FROM users u JOIN credentials c ON c.user_id = u.id
-		WHERE u.tier = 0 AND u.disabled = 0 AND c.revoked_at = 0 AND c.tier_cap = 0)`).Scan(&ok)
+		SELECT 1 FROM users u
+		JOIN credentials c ON c.user_id = u.id
+		JOIN devices d ON d.id = c.device_id
+		WHERE u.tier = 0 AND u.disabled = 0 AND c.revoked_at = 0 AND c.tier_cap = 0 AND d.trust = ?
+		AND EXISTS (SELECT 1 FROM json_each(u.roles) r WHERE r.type = 'text' AND r.value = ?))`,
+		string(airlock.TrustTrusted), airlock.RoleAdmin).Scan(&ok)
 	if err != nil {
 		return false, dbError("find tier-0 admin", err)
 	}
@@ -120,7 +152,7 @@ func scanUser(row scanner) (*airlock.User, error) {
 		created, updated int64
 	)
 	if err := row.Scan(&u.ID, &u.Name, &u.DisplayName, &kind, &tier, &roles, &u.Disabled, &window,
-		&u.Handle, &created, &updated); err != nil {
+		&u.Handle, &created, &updated, &u.Version); err != nil {
 		return nil, err
 	}
 	u.Kind = airlock.UserKind(kind)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,7 +28,14 @@ func fullDevice(id, name string) *airlock.Device {
 		Trust:     airlock.TrustTrusted,
 		CreatedAt: at(0),
 		UpdatedAt: at(time.Minute),
+		Version:   3, // CreateDevice stores the caller's version
 	}
+}
+
+// bareDevice returns a device with only the required fields and the given
+// trust.
+func bareDevice(id string, trust airlock.TrustState) *airlock.Device {
+	return &airlock.Device{ID: id, Name: "dev " + id, Owner: airlock.SharedOwner, Kind: airlock.DeviceManaged, Trust: trust, CreatedAt: t0, UpdatedAt: t0}
 }
 
 func testDevices(t *testing.T, open func(t *testing.T) airlock.Store) {
@@ -69,6 +77,11 @@ func testDevices(t *testing.T, open func(t *testing.T) airlock.Store) {
 		_, err := s.FindDeviceByID(ctx, "d-404")
 		wantCode(t, "FindDeviceByID", err, airlock.ENOTFOUND)
 		wantCode(t, "UpdateDevice", s.UpdateDevice(ctx, fullDevice("d-404", "x")), airlock.ENOTFOUND)
+		d := bareDevice("d-404", airlock.TrustTrusted)
+		wantCode(t, "UpdateDevice (version 0)", s.UpdateDevice(ctx, d), airlock.ENOTFOUND)
+		if d.Version != 0 {
+			t.Errorf("failed UpdateDevice changed Version to %d", d.Version)
+		}
 		if _, err := s.FindDeviceByID(ctx, "d-404"); airlock.ErrorCode(err) != airlock.ENOTFOUND {
 			t.Errorf("UpdateDevice of a missing device created one")
 		}
@@ -88,6 +101,24 @@ func testDevices(t *testing.T, open func(t *testing.T) airlock.Store) {
 		checkEqual(t, "ListDevices order", []string{"d-9", "d-2", "d-3", "d-1"}, ids)
 	})
 
+	testVersioning(t, open, versionOps[*airlock.Device]{
+		what:    "device",
+		fixture: func() *airlock.Device { return bareDevice("d-1", airlock.TrustPending) },
+		other:   func() *airlock.Device { return bareDevice("d-2", airlock.TrustPending) },
+		create:  func(s airlock.Store, d *airlock.Device) error { return s.CreateDevice(ctx, d) },
+		find:    func(s airlock.Store, id string) (*airlock.Device, error) { return s.FindDeviceByID(ctx, id) },
+		update:  func(s airlock.Store, d *airlock.Device) error { return s.UpdateDevice(ctx, d) },
+		copy:    func(d *airlock.Device) *airlock.Device { c := *d; return &c },
+		id:      func(d *airlock.Device) string { return d.ID },
+		version: func(d *airlock.Device) *int64 { return &d.Version },
+		mutate: func(d *airlock.Device, i int) {
+			d.Name = fmt.Sprintf("writer %d", i)
+			d.Trust = []airlock.TrustState{airlock.TrustPending, airlock.TrustTrusted, airlock.TrustRevoked}[i%3]
+			d.Posture.OSVersion = fmt.Sprintf("os %d", i)
+			d.UpdatedAt = at(time.Duration(i+1) * time.Minute)
+		},
+	})
+
 	t.Run("update", func(t *testing.T) {
 		s := open(t)
 		orig := fullDevice("d-1", "laptop")
@@ -102,8 +133,12 @@ func testDevices(t *testing.T, open func(t *testing.T) airlock.Store) {
 			Trust:     airlock.TrustRevoked,
 			CreatedAt: at(1000 * time.Hour), // immutable: ignored
 			UpdatedAt: at(2 * time.Hour),
+			Version:   orig.Version,
 		}
 		must(t, "UpdateDevice", s.UpdateDevice(ctx, upd))
+		if upd.Version != orig.Version+1 {
+			t.Errorf("after UpdateDevice, Version = %d, want %d", upd.Version, orig.Version+1)
+		}
 		want := *upd
 		want.CreatedAt = orig.CreatedAt
 		got, err := s.FindDeviceByID(ctx, "d-1")

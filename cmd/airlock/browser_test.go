@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,19 +153,32 @@ func newE2E(t *testing.T) *e2e {
 		e.artifacts = t.TempDir()
 	}
 
-	port := freePort(t)
-	cfg := DefaultConfig()
-	// Listen on 127.0.0.1: Chromium resolves "localhost" to loopback itself,
-	// and WebAuthn needs the origin's host to be the RP ID "localhost".
-	cfg.Listen = "127.0.0.1:" + strconv.Itoa(port)
-	cfg.Origins = []string{"http://localhost:" + strconv.Itoa(port)}
-	cfg.RPID = "localhost"
-	cfg.Data = t.TempDir()
-	stdout := &syncBuffer{}
-	e.m = &Main{Config: cfg, Stdout: stdout, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	if err := e.m.Run(context.Background()); err != nil {
-		t.Fatalf("Main.Run: %v\nserver log:\n%s", err, e.logs.String())
+	// The free port is found before Main listens on it; another process can
+	// take it in between, so a start that fails to listen is retried.
+	var (
+		port   int
+		cfg    Config
+		stdout *syncBuffer
+	)
+	for attempt := 1; ; attempt++ {
+		port = freePort(t)
+		cfg = DefaultConfig()
+		// Listen on 127.0.0.1: Chromium resolves "localhost" to loopback
+		// itself, and WebAuthn needs the origin's host to be the RP ID.
+		cfg.Listen = "127.0.0.1:" + strconv.Itoa(port)
+		cfg.Origins = []string{"http://localhost:" + strconv.Itoa(port)}
+		cfg.RPID = "localhost"
+		cfg.Data = t.TempDir()
+		stdout = &syncBuffer{}
+		e.m = &Main{Config: cfg, Stdout: stdout, Now: e.clock.Now,
+			Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		err := e.m.Run(context.Background())
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("Main.Run: %v\nserver log:\n%s", err, e.logs.String())
+		}
 	}
 	t.Cleanup(func() {
 		if err := e.m.Close(); err != nil {
@@ -685,8 +700,8 @@ func (p *person) login() pageState {
 	return p.act(`#login[data-action="login"]`)
 }
 
-// mustLogin signs in and checks the home page's user and tiers.
-func (p *person) mustLogin(user string, userTier, sessionTier int) {
+// signIn signs in and expects the home page of user.
+func (p *person) signIn(user string) {
 	p.e.t.Helper()
 	st := p.login()
 	p.expectNoError(st)
@@ -694,11 +709,31 @@ func (p *person) mustLogin(user string, userTier, sessionTier int) {
 	if got := p.text("home-user"); !strings.HasPrefix(got, user+" ") {
 		p.fatalf("%s: #home-user = %q, want %q", p.name, got, user)
 	}
+}
+
+// sessionTier is the tier of the browser's session from GET /v1/session.
+func (p *person) sessionTier() int {
+	p.e.t.Helper()
+	v := eval[*int](p, `fetch("/v1/session", {credentials: "same-origin"}).then(r => r.ok ? r.json() : null).then(s => s && s.tier)`)
+	if v == nil {
+		p.fatalf("%s: GET /v1/session failed while signed in", p.name)
+	}
+	return *v
+}
+
+// mustLogin signs in and checks the session's tier (API) and the home
+// page's account and session tiers.
+func (p *person) mustLogin(user string, userTier, sessionTier int) {
+	p.e.t.Helper()
+	p.signIn(user)
+	if got := p.sessionTier(); got != sessionTier {
+		p.fatalf("%s: GET /v1/session tier = %d, want %d", p.name, got, sessionTier)
+	}
 	if got := p.text("home-user-tier"); got != strconv.Itoa(userTier) {
-		p.fatalf("%s: #home-user-tier = %q, want %d", p.name, got, userTier)
+		p.fatalf("%s: #home-user-tier = %q, want %q", p.name, got, strconv.Itoa(userTier))
 	}
 	if got := p.text("home-tier"); got != strconv.Itoa(sessionTier) {
-		p.fatalf("%s: #home-tier = %q, want %d", p.name, got, sessionTier)
+		p.fatalf("%s: #home-tier = %q, want %q", p.name, got, strconv.Itoa(sessionTier))
 	}
 }
 
@@ -721,9 +756,12 @@ func (p *person) cliToken() string {
 func (e *e2e) bootstrapAdmin(p *person) string {
 	e.t.Helper()
 	p.mustEnrol(e.m.BootstrapURL, passkeyBootstrapUser)
-	p.mustLogin(passkeyBootstrapUser, 0, 0)
+	p.signIn(passkeyBootstrapUser)
 	tok := p.cliToken()
-	// The token must pass the admin rule, or every setup below fails.
+	if s := e.api(tok, "GET", "/v1/session", nil, http.StatusOK); s["tier"] != float64(0) {
+		e.fatalf("the bootstrap admin's session is tier %v, want 0", s["tier"])
+	}
+	// The token must pass the admin rule, or no setup can follow.
 	e.api(tok, "GET", "/v1/admin/users", nil, http.StatusOK)
 	return tok
 }
@@ -862,7 +900,10 @@ func TestBrowserBootstrapRefusesSyncedPasskey(t *testing.T) {
 	// The same link still works with a device-bound authenticator.
 	admin := e.newPerson("admin", deviceBound)
 	admin.mustEnrol(e.m.BootstrapURL, passkeyBootstrapUser)
-	admin.mustLogin(passkeyBootstrapUser, 0, 0)
+	admin.signIn(passkeyBootstrapUser)
+	if got := admin.sessionTier(); got != 0 {
+		admin.fatalf("admin: session tier %d with the device-bound bootstrap passkey, want 0", got)
+	}
 
 	// And now it is spent.
 	late := e.newPerson("late", deviceBound)
@@ -934,7 +975,7 @@ func TestBrowserSignCountRollbackRefused(t *testing.T) {
 	carl := e.setupEnrolee(token, "carl", 1, true)
 	p := e.newPerson("carl", deviceBound)
 	p.mustEnrol(carl.URL, "carl")
-	p.mustLogin("carl", 1, 1)
+	p.signIn("carl")
 
 	cred := p.credentials()[0]
 	stored := e.api(token, "GET", "/v1/admin/users/carl", nil, http.StatusOK)["credentials"].([]any)[0].(map[string]any)["sign_count"].(float64)
@@ -1038,7 +1079,7 @@ func TestBrowserEnrolmentTokenRefusals(t *testing.T) {
 		// stale (limit 24 h). The admin's session has ended by then, so the
 		// admin signs in again for a fresh token.
 		e.clock.Advance(25 * time.Hour)
-		admin.mustLogin(passkeyBootstrapUser, 0, 0)
+		admin.signIn(passkeyBootstrapUser)
 		fresh := admin.cliToken()
 		link := e.issueLink(fresh, dora.UserID, dev, false)
 		p := e.newPerson("dora-stale", deviceBound)

@@ -165,7 +165,10 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: tls_cert and tls_key go together")
 	}
-	for _, o := range c.Origins {
+	for i, o := range c.Origins {
+		// A browser's Origin header never has a trailing slash.
+		o = strings.TrimSuffix(o, "/")
+		c.Origins[i] = o
 		if err := checkOrigin(o, c.RPID); err != nil {
 			return err
 		}
@@ -173,12 +176,55 @@ func (c *Config) Validate() error {
 	if err := c.Posture.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// Synced passkeys are not AAL3 (NIST SP 800-63B-4): tier 0 never takes them.
+	if c.Tiers[0].AllowSynced {
+		return fmt.Errorf("config: tiers[0].allow_synced must be false: synced passkeys never serve tier 0")
+	}
+	// Reauthentication limits: AAL3 at most 12 h / 15 min, AAL2 24 h / 1 h.
+	maxes := []session.Limits{{Absolute: 12 * time.Hour, Idle: 15 * time.Minute}, {Absolute: 24 * time.Hour, Idle: time.Hour}, {Absolute: 24 * time.Hour, Idle: time.Hour}}
 	for t, l := range []session.Limits{c.Sessions.Tier0, c.Sessions.Tier1, c.Sessions.Tier2} {
 		if l.Absolute < 0 || l.Idle < 0 || (l.Absolute > 0 && l.Idle > l.Absolute) {
-			return fmt.Errorf("config: sessions.tier%d: idle must not exceed absolute", t)
+			return fmt.Errorf("config: sessions.tier%d: durations must be positive and idle must not exceed absolute", t)
+		}
+		if l.Absolute > maxes[t].Absolute || l.Idle > maxes[t].Idle {
+			return fmt.Errorf("config: sessions.tier%d: at most %s absolute and %s idle", t, maxes[t].Absolute, maxes[t].Idle)
+		}
+	}
+	if l := c.Sessions.SharedStation; l.Absolute < 0 || l.Idle < 0 || (l.Absolute > 0 && l.Idle > l.Absolute) {
+		return fmt.Errorf("config: sessions.shared_station: durations must be positive and idle must not exceed absolute")
+	}
+	bounded := []struct {
+		name     string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"admin_fresh_uv", c.AdminFreshUV, time.Second, 15 * time.Minute},
+		{"ceremony_ttl", c.CeremonyTTL, 10 * time.Second, 10 * time.Minute},
+		{"enrolment_token_ttl", c.EnrolmentTokenTTL, time.Minute, 24 * time.Hour},
+	}
+	for _, b := range bounded {
+		if b.v < b.min || b.v > b.max {
+			return fmt.Errorf("config: %s must be between %s and %s", b.name, b.min, b.max)
+		}
+	}
+	if c.CeremonyBeginPerMinute < 1 {
+		return fmt.Errorf("config: ceremony_begin_per_minute must be at least 1")
+	}
+	if c.Webhook.URL != "" {
+		u, err := url.Parse(c.Webhook.URL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			return fmt.Errorf("config: webhook.url must be an https URL (plain http only to loopback)")
 		}
 	}
 	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkOrigin insists on an exact scheme://host[:port] origin whose host is
@@ -190,7 +236,7 @@ func checkOrigin(o, rpID string) error {
 		return fmt.Errorf("config: origin %q must be scheme://host[:port]", o)
 	}
 	host := u.Hostname()
-	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "localhost" || net.ParseIP(host).IsLoopback())) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(host)) {
 		return fmt.Errorf("config: origin %q must use https (plain http only for localhost)", o)
 	}
 	if host != rpID && !strings.HasSuffix(host, "."+rpID) {

@@ -230,6 +230,15 @@ func TestConfigPrecedenceAndValidation(t *testing.T) {
 		{"fail-tls-half", "", []string{"--tls-cert", "a.pem"}},
 		{"fail-idle-over-absolute", "sessions:\n  tier1: {absolute: 1h, idle: 2h}\n", nil},
 		{"fail-bad-patch-level", "posture:\n  min_patch_level: soon\n", nil},
+		{"fail-synced-tier0", "tiers:\n  - {allow_synced: true}\n  - {}\n  - {allow_synced: true}\n", nil},
+		{"fail-tier0-over-aal3-limits", "sessions:\n  tier0: {absolute: 720h, idle: 24h}\n", nil},
+		{"fail-tier1-idle-over-1h", "sessions:\n  tier1: {absolute: 24h, idle: 2h}\n", nil},
+		{"fail-fresh-uv-too-long", "admin_fresh_uv: 720h\n", nil},
+		{"fail-token-ttl-too-long", "enrolment_token_ttl: 8760h\n", nil},
+		{"fail-ceremony-ttl-zero", "ceremony_ttl: 0s\n", nil},
+		{"fail-negative-rate", "ceremony_begin_per_minute: -1\n", nil},
+		{"fail-webhook-ftp", "webhook:\n  url: ftp://x/y\n", nil},
+		{"fail-webhook-plain-http", "webhook:\n  url: http://hooks.example.com/x\n", nil},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,6 +249,10 @@ func TestConfigPrecedenceAndValidation(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+	norm, err := resolve(map[string]string{"AIRLOCK_LISTEN": ""}, "--origin", "http://localhost:9999/")
+	if err != nil || norm.Origins[0] != "http://localhost:9999" {
+		t.Fatalf("trailing slash not normalised: %v %v", norm.Origins, err)
 	}
 	ok, err := resolve(map[string]string{"AIRLOCK_LISTEN": ""}, "--origin", "http://localhost:9999", "--origin", "http://127.0.0.1:9999")
 	if err == nil {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,6 +48,7 @@ type Main struct {
 	server   *http.Server
 	cancel   context.CancelFunc
 	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Addr is the address the server listens on.
@@ -107,6 +110,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	origins := cfg.Origins
 	if len(origins) == 0 {
 		origins = []string{deriveOrigin(cfg.RPID, m.listener.Addr(), tls)}
+		if err := checkOrigin(origins[0], cfg.RPID); err != nil {
+			m.listener.Close()
+			return fmt.Errorf("%w (set --origin to the public https URL)", err)
+		}
 	}
 	m.Origin = origins[0]
 	if err := m.services(cfg, origins); err != nil {
@@ -135,7 +142,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	srv := &airhttp.Server{
 		Store: m.Store, Passkeys: m.Passkeys, Sessions: m.Sessions, Audit: m.Audit,
-		DeviceRules: cfg.Posture, Origins: origins, Secure: tls, AdminFreshUV: cfg.AdminFreshUV,
+		// Behind a TLS-terminating proxy the origin, not the listener, says
+		// whether browsers speak https.
+		DeviceRules: cfg.Posture, Origins: origins, Secure: tls || strings.HasPrefix(m.Origin, "https://"), AdminFreshUV: cfg.AdminFreshUV,
 		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
 	}
 	m.server = &http.Server{
@@ -145,7 +154,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.done = make(chan struct{})
-	go m.housekeeping(bg, cfg)
+	if cfg.Webhook.URL == "" {
+		m.Logger.Warn("no webhook.url configured: user notifications (e.g. a passkey was added) stay queued in the store until one is")
+	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.housekeeping(bg, cfg) }()
 	go func() {
 		defer close(m.done)
 		var err error
@@ -162,28 +175,38 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// housekeeping removes expired ceremonies and delivers notifications.
+// housekeeping removes expired ceremonies, ends (and audits) sessions past
+// their deadlines, and delivers notifications.
 func (m *Main) housekeeping(ctx context.Context, cfg Config) {
 	if cfg.Webhook.URL != "" {
 		d := &notify.Dispatcher{Store: m.Store, URL: cfg.Webhook.URL, Secret: cfg.Webhook.Secret, Now: m.Now, Logger: m.Logger}
-		go d.Run(ctx, 2*time.Second)
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); d.Run(ctx, 2*time.Second) }()
 	}
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			now := time.Now
-			if m.Now != nil {
-				now = m.Now
-			}
-			if _, err := m.Store.DeleteExpiredCeremonies(ctx, now()); err != nil && ctx.Err() == nil {
-				m.Logger.Error("ceremony cleanup", "err", err)
+			if err := m.sweep(ctx); err != nil && ctx.Err() == nil {
+				m.Logger.Error("housekeeping", "err", err)
 			}
 		}
 	}
+}
+
+// sweep does one round of housekeeping.
+func (m *Main) sweep(ctx context.Context) error {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	if _, err := m.Store.DeleteExpiredCeremonies(ctx, now()); err != nil {
+		return err
+	}
+	return m.Sessions.ExpireStale(ctx)
 }
 
 // Close shuts down gracefully: in-flight requests get up to 10 s.
@@ -199,6 +222,7 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	m.wg.Wait()
 	if m.Store != nil {
 		return m.Store.Close()
 	}

@@ -47,10 +47,18 @@ async function enrol(token) {
   return api("POST", "/v1/enrol/finish", { ceremony: begin.ceremony, credential: cred.toJSON() });
 }
 
+function unchanged(el) {
+  if (el.type === "checkbox") return el.checked === el.defaultChecked;
+  if (el.tagName === "SELECT") return Array.from(el.options).every(o => o.selected === o.defaultSelected);
+  return el.value === el.defaultValue;
+}
+
 function formBody(form) {
   const body = {};
+  const changedOnly = form.hasAttribute("data-changed-only");
   for (const el of form.elements) {
     if (!el.name || el.hasAttribute("data-path-param")) continue;
+    if (changedOnly && unchanged(el)) continue;
     const type = el.dataset.type;
     if (type === "bool") { body[el.name] = el.checked; continue; }
     if (el.value === "" && type !== "list") continue;
