@@ -29,6 +29,8 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"join": strings.Join,
+	// tierNum prints a tier as its number (Tier's String is "tier-N").
+	"tierNum": func(t airlock.Tier) int { return int(t) },
 	"b64":  b64,
 }
 
@@ -54,7 +56,7 @@ func (s *Server) routesUI(mux *http.ServeMux, handle func(string, http.HandlerFu
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	handle("GET /{$}", s.pageHome)
 	handle("GET /login", s.pageLogin)
-	handle("GET /enrol", s.pageEnrol)
+	handle("GET /enrol", s.rateLimited("enrol-page", s.pageEnrol))
 	handle("GET /admin/users", s.adminPage("Users", "admin_users", s.dataUsers))
 	handle("GET /admin/users/{id}", s.adminPage("User", "admin_user", s.dataUser))
 	handle("GET /admin/devices", s.adminPage("Devices", "admin_devices", s.dataDevices))
@@ -107,6 +109,15 @@ func (s *Server) pageEnrol(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, user, dev, err := s.Passkeys.CheckEnrolmentToken(r.Context(), secret)
 	if err != nil {
+		// Repeated tries with dead links leave a trace.
+		ev := airlock.AuditEvent{Type: "enrol.link_refused", Outcome: airlock.OutcomeDenied, Reason: airlock.ErrorCode(err),
+			RequestID: requestIDFrom(r.Context()), IP: clientIP(r), Details: map[string]any{"message": airlock.ErrorMessage(err)}}
+		if tok != nil {
+			ev.UserID, ev.DeviceID, ev.Subject = tok.UserID, tok.DeviceID, tok.ID
+		}
+		if aerr := s.Audit.Record(r.Context(), ev); aerr != nil {
+			err = aerr
+		}
 		s.render(w, r, statusOf(airlock.ErrorCode(err)), "enrol", page{Title: "Enrol a passkey", Error: airlock.ErrorMessage(err)})
 		return
 	}

@@ -134,9 +134,10 @@ func libraryFailure(err error) error {
 	case protocol.ErrParsingData.Type:
 		return fail(airlock.EINVALID, ReasonParse, err, "the passkey response is malformed")
 	}
-	msg := pe.Details
-	if msg == "" {
-		msg = "verification error"
+	// Only the fixed texts of verification errors are shown; others (e.g.
+	// bad-request details) may quote internal errors.
+	if pe.Type == protocol.ErrVerification.Type && pe.Details != "" {
+		return fail(airlock.EUNAUTHORIZED, ReasonVerify, err, "the passkey response failed verification: %s", clip(pe.Details))
 	}
-	return fail(airlock.EUNAUTHORIZED, ReasonVerify, err, "the passkey response failed verification: %s", clip(msg))
+	return fail(airlock.EUNAUTHORIZED, ReasonVerify, err, "the passkey response failed verification")
 }

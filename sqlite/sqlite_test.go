@@ -169,6 +169,132 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
+// TestUpgradeFrom0001 opens a database made by the first schema alone, with
+// rows in it, and checks that migration 0002 upgrades it in place.
+func TestUpgradeFrom0001(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "airlock.db")
+	b, err := fs.ReadFile(migrations, "migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := open(ctx, path, fstest.MapFS{"migrations/0001_init.sql": {Data: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO users (id, name, display_name, kind, tier, roles, disabled, handle, created_at, updated_at)
+			VALUES ('u-1', 'alice', 'Alice', 'employee', 0, '["airlock-admin"]', 0, x'01', 1, 1)`,
+		`INSERT INTO devices (id, name, owner, kind, trust, managed, disk_encrypted, os_version, patch_level,
+			edr_running, screen_lock, posture_reported_at, posture_source, created_at, updated_at)
+			VALUES ('d-1', 'laptop', 'u-1', 'managed', 'trusted', 1, 1, '', '', 1, 1, 0, '', 1, 1)`,
+		`INSERT INTO credentials (id, user_id, device_id, name, aaguid, attestation_format, attestation_type,
+			algorithm, transports, backup_eligible, backup_state, sign_count, tier_cap, created_at, last_used_at, revoked_at)
+			VALUES (x'0102', 'u-1', 'd-1', '', '', '', '', -7, '[]', 0, 0, 0, 0, 1, 0, 0)`,
+	} {
+		if _, err := old.w.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open the 0001 database: %v", err)
+	}
+	defer s.Close()
+	u, err := s.FindUserByID(ctx, "u-1")
+	if err != nil || u.Version != 0 {
+		t.Fatalf("upgraded user: %+v, %v; want Version 0", u, err)
+	}
+	d, err := s.FindDeviceByID(ctx, "d-1")
+	if err != nil || d.Version != 0 {
+		t.Fatalf("upgraded device: %+v, %v; want Version 0", d, err)
+	}
+	if ok, err := s.HasActiveTier0Admin(ctx); err != nil || !ok {
+		t.Errorf("HasActiveTier0Admin on the upgraded database = %v, %v; want true", ok, err)
+	}
+	u.DisplayName = "Alice A."
+	if err := s.UpdateUser(ctx, u); err != nil || u.Version != 1 {
+		t.Errorf("UpdateUser on the upgraded database: %v, Version %d", err, u.Version)
+	}
+	d.Trust = airlock.TrustRevoked
+	if err := s.UpdateDevice(ctx, d); err != nil || d.Version != 1 {
+		t.Errorf("UpdateDevice on the upgraded database: %v, Version %d", err, d.Version)
+	}
+	if ok, err := s.HasActiveTier0Admin(ctx); err != nil || ok {
+		t.Errorf("HasActiveTier0Admin after revoking the device = %v, %v; want false", ok, err)
+	}
+}
+
+// TestSessionIndexes checks that the session sweeps use the indexes of
+// migration 0002 rather than scanning the table.
+func TestSessionIndexes(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	for _, tc := range []struct {
+		query string
+		args  []any
+		index string
+	}{
+		{`SELECT ` + sessionColumns + ` FROM sessions WHERE ended_at = 0 AND ` + sessionDeadline + ` <= ? ORDER BY ` +
+			sessionDeadline + `, id LIMIT ?`, []any{1, 100}, "sessions_expiry"},
+		{`SELECT id FROM sessions WHERE device_id = ? AND ended_at = 0`, []any{"d-1"}, "sessions_device"},
+	} {
+		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "INDEX "+tc.index) {
+			t.Errorf("%s: plan %q does not use %s", tc.query, p, tc.index)
+		}
+	}
+}
+
+// TestExpiredSubMicrosecond checks that an idle timeout finer than the
+// stored microseconds never makes a session expire early.
+func TestExpiredSubMicrosecond(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	seen := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	sess := &airlock.Session{ID: "s-1", TokenHash: []byte("h"), UserID: "u-1", LastSeen: seen,
+		IdleTimeout: time.Minute + 1, AbsoluteDeadline: seen.Add(time.Hour), CreatedAt: seen}
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		now  time.Time
+		want int
+	}{
+		{seen.Add(time.Minute), 0},
+		{seen.Add(time.Minute + 1), 0}, // due, but within the microsecond: reported at the next one
+		{seen.Add(time.Minute + time.Microsecond), 1},
+	} {
+		list, err := s.ListExpiredSessions(ctx, tc.now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != tc.want {
+			t.Errorf("at %s: %d expired, want %d", tc.now.Format(time.RFC3339Nano), len(list), tc.want)
+		}
+		if len(list) > 0 && list[0].IsLive(tc.now) {
+			t.Errorf("at %s: listed a live session", tc.now.Format(time.RFC3339Nano))
+		}
+	}
+}
+
 func TestMigrationFailureRollsBack(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "airlock.db")
@@ -254,6 +380,22 @@ func TestErrorMessages(t *testing.T) {
 	_, err = s.FindUserByID(ctx, "nope")
 	if got := airlock.ErrorMessage(err); got != "sqlite: user not found" {
 		t.Errorf("missing user message %q", got)
+	}
+	stale := &airlock.User{ID: "u-1", Name: "alice", Version: 4}
+	err = s.UpdateUser(ctx, stale)
+	if got := airlock.ErrorMessage(err); got != "sqlite: user changed concurrently; reload and retry" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("stale user update: %v, message %q", err, got)
+	}
+	err = s.UpdateUser(ctx, &airlock.User{ID: "nope"})
+	if got := airlock.ErrorMessage(err); got != "sqlite: user not found" {
+		t.Errorf("missing user update message %q", got)
+	}
+	if err := s.CreateDevice(ctx, &airlock.Device{ID: "d-1", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.UpdateDevice(ctx, &airlock.Device{ID: "d-1", Version: 1})
+	if got := airlock.ErrorMessage(err); got != "sqlite: device changed concurrently; reload and retry" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("stale device update: %v, message %q", err, got)
 	}
 	// A failure other than a constraint is internal and keeps its cause.
 	s.Close()

@@ -159,6 +159,25 @@ func testAudit(t *testing.T, open func(t *testing.T) airlock.Store) {
 			{"limit-after-seq", airlock.AuditFilter{AfterSeq: 3, Limit: 3}, []int64{4, 5, 6}},
 			{"combined", airlock.AuditFilter{UserID: "u-1", Type: "auth.", AfterSeq: 1, Limit: 2}, []int64{2, 10}},
 			{"user-and-session", airlock.AuditFilter{UserID: "u-2", SessionID: "s-1"}, nil},
+			{"before-seq", airlock.AuditFilter{BeforeSeq: 4}, []int64{1, 2, 3}},
+			{"before-first", airlock.AuditFilter{BeforeSeq: 1}, nil},
+			{"before-past-last", airlock.AuditFilter{BeforeSeq: 99}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{"before-seq-negative-ignored", airlock.AuditFilter{BeforeSeq: -1}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{"after-and-before", airlock.AuditFilter{AfterSeq: 2, BeforeSeq: 6}, []int64{3, 4, 5}},
+			{"after-and-before-empty", airlock.AuditFilter{AfterSeq: 5, BeforeSeq: 6}, nil},
+			{"before-and-limit", airlock.AuditFilter{BeforeSeq: 8, Limit: 2}, []int64{1, 2}},
+			{"before-and-user", airlock.AuditFilter{UserID: "u-2", BeforeSeq: 6}, []int64{4, 5}},
+			{"before-and-type-prefix", airlock.AuditFilter{Type: "auth.", BeforeSeq: 10}, []int64{1, 2, 5, 6}},
+			{"newest-all", airlock.AuditFilter{Newest: true}, []int64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}},
+			{"newest-limit", airlock.AuditFilter{Newest: true, Limit: 3}, []int64{10, 9, 8}},
+			{"newest-before", airlock.AuditFilter{Newest: true, BeforeSeq: 8, Limit: 2}, []int64{7, 6}},
+			{"newest-after", airlock.AuditFilter{Newest: true, AfterSeq: 7}, []int64{10, 9, 8}},
+			{"newest-after-limit", airlock.AuditFilter{Newest: true, AfterSeq: 2, Limit: 2}, []int64{10, 9}},
+			{"newest-user", airlock.AuditFilter{Newest: true, UserID: "u-1", Limit: 3}, []int64{10, 9, 3}},
+			{"newest-session-between", airlock.AuditFilter{Newest: true, SessionID: "s-1", AfterSeq: 1, BeforeSeq: 9}, []int64{2}},
+			{"newest-type-prefix-before", airlock.AuditFilter{Newest: true, Type: "auth.", BeforeSeq: 10, Limit: 2}, []int64{6, 5}},
+			{"newest-type-exact", airlock.AuditFilter{Newest: true, Type: "auth.login"}, []int64{5, 1}},
+			{"newest-none", airlock.AuditFilter{Newest: true, Type: "nothing"}, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				list, err := s.ListAudit(ctx, tc.f)
@@ -191,5 +210,21 @@ func testAudit(t *testing.T, open func(t *testing.T) airlock.Store) {
 			after = page[len(page)-1].Seq
 		}
 		checkEqual(t, "paged seqs", []int64{1, 2, 3, 4, 5, 6, 7}, got)
+
+		// And backwards, newest first, with BeforeSeq.
+		got = nil
+		var before int64
+		for range 10 {
+			page, err := s.ListAudit(ctx, airlock.AuditFilter{Newest: true, BeforeSeq: before, Limit: 3})
+			must(t, "ListAudit", err)
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				got = append(got, e.Seq)
+			}
+			before = page[len(page)-1].Seq
+		}
+		checkEqual(t, "paged seqs, newest first", []int64{7, 6, 5, 4, 3, 2, 1}, got)
 	})
 }

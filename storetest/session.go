@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -184,6 +185,148 @@ func testSessions(t *testing.T, open func(t *testing.T) airlock.Store) {
 		must(t, "EndUserSessions (unknown user)", err)
 		if len(ids) != 0 {
 			t.Errorf("EndUserSessions of unknown user ended %v", ids)
+		}
+	})
+
+	t.Run("end-device-sessions", func(t *testing.T) {
+		s := open(t)
+		a := liveSession("s-a", "u-1", at(time.Minute))
+		b := liveSession("s-b", "u-2", at(2*time.Minute)) // another user, same device
+		ended := liveSession("s-c", "u-1", at(3*time.Minute))
+		other := liveSession("s-d", "u-1", at(4*time.Minute)) // same user, another device
+		other.DeviceID = "d-2"
+		for _, sess := range []*airlock.Session{a, b, ended, other} {
+			must(t, "CreateSession", s.CreateSession(ctx, sess))
+		}
+		must(t, "EndSession", s.EndSession(ctx, ended.ID, "logout", at(5*time.Minute)))
+
+		ids, err := s.EndDeviceSessions(ctx, "d-1", "device-revoked", at(time.Hour))
+		must(t, "EndDeviceSessions", err)
+		slices.Sort(ids)
+		checkEqual(t, "EndDeviceSessions ids", []string{"s-a", "s-b"}, ids)
+		for _, sess := range []*airlock.Session{a, b} {
+			got, err := s.FindSessionByID(ctx, sess.ID)
+			must(t, "FindSessionByID", err)
+			want := *sess
+			want.EndedAt, want.EndReason = at(time.Hour), "device-revoked"
+			checkEqual(t, "ended session", &want, got)
+		}
+		got, err := s.FindSessionByID(ctx, ended.ID)
+		must(t, "FindSessionByID", err)
+		if !got.EndedAt.Equal(at(5*time.Minute)) || got.EndReason != "logout" {
+			t.Errorf("already-ended session changed: EndedAt %v reason %q", got.EndedAt, got.EndReason)
+		}
+		got, err = s.FindSessionByID(ctx, other.ID)
+		must(t, "FindSessionByID", err)
+		checkEqual(t, "session on another device", other, got)
+
+		ids, err = s.EndDeviceSessions(ctx, "d-1", "again", at(2*time.Hour))
+		must(t, "EndDeviceSessions (again)", err)
+		if len(ids) != 0 {
+			t.Errorf("second EndDeviceSessions ended %v", ids)
+		}
+		ids, err = s.EndDeviceSessions(ctx, "d-404", "x", at(2*time.Hour))
+		must(t, "EndDeviceSessions (unknown device)", err)
+		if len(ids) != 0 {
+			t.Errorf("EndDeviceSessions of unknown device ended %v", ids)
+		}
+	})
+
+	t.Run("list-expired", func(t *testing.T) {
+		s := open(t)
+		now := at(10 * time.Hour)
+		const us = time.Microsecond
+		// mk returns a live session whose idle deadline is idle after
+		// lastSeen and whose absolute deadline is abs.
+		mk := func(id string, lastSeen time.Time, idle time.Duration, abs time.Time) *airlock.Session {
+			sess := liveSession(id, "u-1", at(0))
+			sess.LastSeen, sess.IdleTimeout, sess.AbsoluteDeadline = lastSeen, idle, abs
+			return sess
+		}
+		far := now.Add(24 * time.Hour)
+		sessions := []*airlock.Session{
+			mk("abs-exact", now.Add(-time.Minute), time.Hour, now),                     // absolute deadline == now: expired
+			mk("abs-after", now.Add(-time.Minute), time.Hour, now.Add(us)),             // 1µs short: live
+			mk("idle-exact", now.Add(-30*time.Minute), 30*time.Minute, far),            // idle deadline == now: expired
+			mk("idle-after", now.Add(-30*time.Minute+us), 30*time.Minute, far),         // 1µs short: live
+			mk("abs-past", now.Add(-time.Minute), time.Hour, now.Add(-3*time.Hour)),    // recently seen, but past its absolute deadline
+			mk("idle-past", now.Add(-3*time.Hour), time.Hour, far),                     // deadline now-2h
+			mk("both-past", now.Add(-5*time.Hour), time.Hour, now.Add(-time.Hour)),     // idle deadline now-4h is the earlier
+			mk("touched", now.Add(-3*time.Hour), time.Hour, far),                       // idle past until touched below
+			mk("ended", now.Add(-9*time.Hour), time.Hour, now.Add(-8*time.Hour)),       // past both, but ended
+			mk("live", now.Add(-time.Minute), time.Hour, far),                          // live
+			mk("abs-past-idle-forever", now, 1000*time.Hour, now.Add(-90*time.Minute)), // deadline now-90m
+		}
+		for _, sess := range sessions {
+			must(t, "CreateSession", s.CreateSession(ctx, sess))
+		}
+		must(t, "EndSession", s.EndSession(ctx, "ended", "logout", at(time.Hour)))
+		must(t, "TouchSession", s.TouchSession(ctx, "touched", now.Add(-time.Minute)))
+
+		ids := func(list []*airlock.Session) []string {
+			out := []string{}
+			for _, sess := range list {
+				out = append(out, sess.ID)
+			}
+			return out
+		}
+		list, err := s.ListExpiredSessions(ctx, now.In(elsewhere), 0)
+		must(t, "ListExpiredSessions", err)
+		got := ids(list)
+		// The last two share their deadline (now): either order.
+		if len(got) == 6 {
+			slices.Sort(got[4:])
+		}
+		checkEqual(t, "expired sessions, oldest deadline first",
+			[]string{"both-past", "abs-past", "idle-past", "abs-past-idle-forever", "abs-exact", "idle-exact"}, got)
+		for _, l := range list {
+			if l.ID == "idle-past" {
+				checkEqual(t, "listed session", sessions[5], l)
+			}
+		}
+
+		list, err = s.ListExpiredSessions(ctx, now, 2)
+		must(t, "ListExpiredSessions (limit 2)", err)
+		checkEqual(t, "expired sessions, limit 2", []string{"both-past", "abs-past"}, ids(list))
+
+		list, err = s.ListExpiredSessions(ctx, now.Add(-us), 100)
+		must(t, "ListExpiredSessions (1µs before)", err)
+		checkEqual(t, "expired sessions 1µs earlier", []string{"both-past", "abs-past", "idle-past", "abs-past-idle-forever"}, ids(list))
+
+		list, err = s.ListExpiredSessions(ctx, now.Add(-6*time.Hour), 100)
+		must(t, "ListExpiredSessions (long ago)", err)
+		if len(list) != 0 {
+			t.Errorf("6h earlier, expired sessions %v, want none", ids(list))
+		}
+
+		// Ending one removes it from the list.
+		must(t, "EndSession", s.EndSession(ctx, "both-past", "expired", now))
+		list, err = s.ListExpiredSessions(ctx, now, 1)
+		must(t, "ListExpiredSessions", err)
+		checkEqual(t, "expired sessions after ending one", []string{"abs-past"}, ids(list))
+	})
+
+	t.Run("list-expired-default-limit", func(t *testing.T) {
+		s := open(t)
+		const n = 101
+		for i := range n {
+			sess := liveSession(fmt.Sprintf("s-%03d", i), "u-1", at(0))
+			sess.AbsoluteDeadline = at(time.Duration(i+1) * time.Second)
+			must(t, "CreateSession", s.CreateSession(ctx, sess))
+		}
+		for _, limit := range []int{0, -1} {
+			list, err := s.ListExpiredSessions(ctx, at(time.Hour), limit)
+			must(t, "ListExpiredSessions", err)
+			if len(list) != 100 {
+				t.Errorf("limit %d: %d sessions, want the default 100", limit, len(list))
+			} else if list[0].ID != "s-000" || list[99].ID != "s-099" {
+				t.Errorf("limit %d: first %s, last %s, want s-000 … s-099", limit, list[0].ID, list[99].ID)
+			}
+		}
+		list, err := s.ListExpiredSessions(ctx, at(time.Hour), n+10)
+		must(t, "ListExpiredSessions", err)
+		if len(list) != n {
+			t.Errorf("limit %d: %d sessions, want %d", n+10, len(list), n)
 		}
 	})
 

@@ -341,10 +341,10 @@ func testTier0Admin(t *testing.T, open func(t *testing.T) airlock.Store) {
 			must(t, "UpdateUser", s.UpdateUser(ctx, u))
 		}, true},
 		{"ok-one-of-several-credentials", func(t *testing.T, s airlock.Store) {
-			revoked, capped, pending, lost, good := cred(1, "u-admin", "d-1"), cred(2, "u-admin", "d-1"), cred(3, "u-admin", "d-2"), cred(4, "u-admin", "d-404"), cred(5, "u-admin", "d-3")
+			revoked, capped, pending, lost, usable := cred(1, "u-admin", "d-1"), cred(2, "u-admin", "d-1"), cred(3, "u-admin", "d-2"), cred(4, "u-admin", "d-404"), cred(5, "u-admin", "d-3")
 			capped.TierCap = 2
 			seed(t, s, admin(airlock.RoleAdmin), []*airlock.Device{bareDevice("d-1", airlock.TrustTrusted), bareDevice("d-2", airlock.TrustPending), bareDevice("d-3", airlock.TrustTrusted)},
-				revoked, capped, pending, lost, good)
+				revoked, capped, pending, lost, usable)
 			must(t, "RevokeCredential", s.RevokeCredential(ctx, revoked.ID, at(time.Minute)))
 		}, true},
 	} {
