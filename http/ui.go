@@ -31,7 +31,7 @@ var funcs = template.FuncMap{
 	"join": strings.Join,
 	// tierNum prints a tier as its number (Tier's String is "tier-N").
 	"tierNum": func(t airlock.Tier) int { return int(t) },
-	"b64":  b64,
+	"b64":     b64,
 }
 
 var pages = func() map[string]*template.Template {
