@@ -3,6 +3,7 @@ package passkey
 import (
 	"context"
 	"crypto/rand"
+	"time"
 
 	"airlock"
 )
@@ -71,5 +72,30 @@ func (s *Service) Bootstrap(ctx context.Context) (string, *airlock.EnrolmentToke
 			return "", nil, err
 		}
 	}
+	if err := s.retireBootstrapTokens(ctx, now); err != nil {
+		return "", nil, err
+	}
 	return s.issue(ctx, SystemIssuer, u.ID, d.ID, airlock.PurposeBootstrap, "enrol.bootstrap_issued", Meta{})
+}
+
+// retireBootstrapTokens spends every earlier bootstrap link that is still
+// open, so that only the newest one printed can make the first admin.
+func (s *Service) retireBootstrapTokens(ctx context.Context, now time.Time) error {
+	toks, err := s.store.ListEnrolmentTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.Purpose != airlock.PurposeBootstrap || !t.UsedAt.IsZero() || !now.Before(t.ExpiresAt) {
+			continue
+		}
+		if err := s.store.UseEnrolmentToken(ctx, t.ID, now); err != nil && airlock.ErrorCode(err) != airlock.ECONFLICT {
+			return err
+		}
+		if err := s.audit.Record(ctx, airlock.AuditEvent{Type: "enrol.token_retired", Actor: SystemIssuer, Subject: t.ID,
+			UserID: t.UserID, DeviceID: t.DeviceID, Reason: "superseded by a reissued bootstrap link"}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

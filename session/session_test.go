@@ -193,3 +193,37 @@ func TestMarkUV(t *testing.T) {
 		t.Fatalf("LastUVAt %v, want %v", got.LastUVAt, c.Now())
 	}
 }
+
+func TestExpireStale(t *testing.T) {
+	m, st, c := setup(t)
+	ctx := context.Background()
+	_, idle, _ := m.Create(ctx, start(0, airlock.DeviceManaged))
+	liveTok, live, _ := m.Create(ctx, start(2, airlock.DeviceManaged))
+	c.Add(10 * time.Minute)
+	if _, err := m.Authenticate(ctx, liveTok); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(6 * time.Minute) // tier-0 session idle 16 min; tier-2 one 6 min
+	if err := m.ExpireStale(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.FindSessionByID(ctx, idle.ID)
+	if got.EndedAt.IsZero() || got.EndReason != "idle_timeout" {
+		t.Fatalf("idle session not ended: %+v", got)
+	}
+	got, _ = st.FindSessionByID(ctx, live.ID)
+	if !got.EndedAt.IsZero() {
+		t.Fatalf("live session ended: %+v", got)
+	}
+	evs, _ := st.ListAudit(ctx, airlock.AuditFilter{Type: "session.expired"})
+	if len(evs) != 1 || evs[0].SessionID != idle.ID {
+		t.Fatalf("expiry audit: %+v", evs)
+	}
+	// Idempotent.
+	if err := m.ExpireStale(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := st.ListAudit(ctx, airlock.AuditFilter{Type: "session.expired"}); len(evs) != 1 {
+		t.Fatalf("second sweep audited again: %d", len(evs))
+	}
+}

@@ -165,21 +165,25 @@ const DefaultExpiredSessionsLimit = 100
 // earlier of its absolute deadline and its idle deadline, the idle timeout
 // (nanoseconds) rounded up to a whole microsecond so that a session is never
 // reported expired before it is. The sessions_expiry index (migration 0002)
-// is on exactly this expression, which lets ListExpiredSessions read the
-// oldest deadlines first without sorting.
+// is on exactly this expression; with rowid (which every index entry ends
+// with) as the tie-break, ListExpiredSessions reads the oldest deadlines
+// first without sorting.
 const sessionDeadline = `min(absolute_deadline, last_seen + (idle_timeout + 999) / 1000)`
+
+// expiredSessionsQuery selects the expired sessions; its arguments are now
+// (unix microseconds) and the limit.
+const expiredSessionsQuery = `SELECT ` + sessionColumns + ` FROM sessions
+	WHERE ended_at = 0 AND ` + sessionDeadline + ` <= ? ORDER BY ` + sessionDeadline + `, rowid LIMIT ?`
 
 // ListExpiredSessions returns at most limit (DefaultExpiredSessionsLimit
 // when limit ≤ 0) sessions that have not ended but whose absolute or idle
 // deadline is not after now, ordered by the earlier of their two deadlines,
-// then by ID. now is truncated to the microsecond.
+// then by insertion order. now is truncated to the microsecond.
 func (s *Store) ListExpiredSessions(ctx context.Context, now time.Time, limit int) ([]*airlock.Session, error) {
 	if limit <= 0 {
 		limit = DefaultExpiredSessionsLimit
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE ended_at = 0 AND `+sessionDeadline+` <= ? ORDER BY `+sessionDeadline+`, id LIMIT ?`,
-		now.UnixMicro(), limit)
+	rows, err := s.r.QueryContext(ctx, expiredSessionsQuery, now.UnixMicro(), limit)
 	if err != nil {
 		return nil, dbError("list expired sessions", err)
 	}

@@ -21,8 +21,34 @@
 //   - UseEnrolmentToken, EndSession, TouchSession, SetSessionUV,
 //     UpdateCredentialUse, RevokeCredential, MarkNotification* on a missing
 //     row are ENOTFOUND; List* methods of an unknown user return no rows
-//     and no error; EndUserSessions returns the ended IDs in any order.
+//     and no error; EndUserSessions and EndDeviceSessions return the ended
+//     IDs in any order, and leave sessions that had already ended as they
+//     were.
 //   - Update* ignore the immutable fields (ID, Name, Handle, CreatedAt …).
+//   - Versions: CreateUser/CreateDevice store the caller's Version as given
+//     (any value, normally 0). UpdateUser/UpdateDevice require the stored
+//     version to equal the caller's exactly (a version ahead of the store is
+//     as stale as one behind it); on success the stored version and the
+//     caller's struct both go up by one, on ECONFLICT nothing is written and
+//     the caller's struct is left unchanged. A missing ID is ENOTFOUND
+//     whatever the version. Of N concurrent updates carrying the same
+//     version exactly one succeeds and the rest are ECONFLICT.
+//   - HasActiveTier0Admin: the user's Roles must contain airlock.RoleAdmin
+//     as an element, compared exactly (case-sensitive, no prefix, substring
+//     or pattern match); the credential's device must exist with trust
+//     "trusted" (pending, revoked or missing all fail). All conditions hold
+//     for the same user, credential and device. The user's kind and access
+//     window and the device's owner and posture are not consulted.
+//   - ListExpiredSessions: a deadline equal to now counts as expired (it is
+//     "not after now", matching Session.IsLive). The order key is the
+//     earlier of AbsoluteDeadline and LastSeen+IdleTimeout; the order of
+//     sessions sharing a deadline is unspecified. limit ≤ 0 means 100.
+//     Ended sessions are never listed, however old their deadlines.
+//   - AuditFilter: all set fields combine with AND. AfterSeq and BeforeSeq
+//     are exclusive bounds; BeforeSeq ≤ 0 is no bound. With Newest, Limit
+//     (or the default page size) picks the newest matching events and they
+//     come in descending Seq order, so Newest with BeforeSeq set to the
+//     last Seq seen pages backwards.
 package storetest
 
 import (

@@ -115,6 +115,18 @@ func TestServeBootstrapAdminCLI(t *testing.T) {
 	if link2 == link {
 		t.Fatal("reissue returned the same link")
 	}
+	// The first link no longer works.
+	req, _ := http.NewRequest("POST", s.base+"/v1/enrol/begin", strings.NewReader(`{"token":"`+link[strings.Index(link, "token=")+6:]+`"}`))
+	req.Header.Set("Origin", s.origin)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict || !strings.Contains(string(body), "already used") {
+		t.Fatalf("superseded bootstrap link: %d %s", res.StatusCode, body)
+	}
 	token := s.enrolAndLogin(link2)
 
 	// The admin CLI talks to the API with the bearer token.
