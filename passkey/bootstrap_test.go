@@ -40,6 +40,15 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("second bootstrap: %+v %v", tok2, err)
 	}
 
+	// Reissuing retires the earlier link: only the newest one printed works.
+	if _, _, _, err := h.svc.CheckEnrolmentToken(h.ctx, secret); airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Fatalf("superseded bootstrap link: %v", err)
+	}
+	if ev := h.aud.ofType("enrol.token_retired"); len(ev) != 1 || ev[0].Subject != tok.ID {
+		t.Fatalf("audit enrol.token_retired %+v", ev)
+	}
+	secret, tok = secret2, tok2
+
 	// The pending bootstrap device does not block the token.
 	if _, _, _, err := h.svc.CheckEnrolmentToken(h.ctx, secret); err != nil {
 		t.Fatalf("bootstrap token refused: %v", err)
@@ -62,7 +71,11 @@ func TestBootstrap(t *testing.T) {
 	})
 
 	// Two ceremonies on two bootstrap tokens: only the first may finish.
-	id2, opt2 := h.beginEnrol(secret2)
+	secret3, _, err := h.svc.IssueEnrolmentToken(h.ctx, SystemIssuer, admin.ID, dev.ID, airlock.PurposeBootstrap, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, opt2 := h.beginEnrol(secret3)
 
 	t.Run("ok-device-bound", func(t *testing.T) {
 		h.aud.reset()
@@ -104,7 +117,7 @@ func TestBootstrap(t *testing.T) {
 		}
 		_, err = h.svc.FinishEnrol(h.ctx, id2, resp, Meta{})
 		wantErr(t, err, airlock.ECONFLICT, ReasonBootstrapClosed)
-		_, err = h.svc.BeginEnrol(h.ctx, secret2, Meta{})
+		_, err = h.svc.BeginEnrol(h.ctx, secret3, Meta{})
 		wantErr(t, err, airlock.ECONFLICT, ReasonBootstrapClosed)
 	})
 
