@@ -264,6 +264,15 @@ func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st 
 	}
 	if st.credID != nil {
 		e.CredentialID = b64(st.credID)
+		if st.cred == nil {
+			// A check failed before the credential was looked up (UV, UP,
+			// origin…): name its claimed owner so the failure joins the
+			// user's trail. The assertion was not verified, so say so.
+			if c, err := s.store.FindCredentialByID(ctx, st.credID); err == nil {
+				st.cred = c
+				e.Details["owner_unverified"] = true
+			}
+		}
 	}
 	if st.cred != nil {
 		// The claimed owner, even when the userHandle named someone else.

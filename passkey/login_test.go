@@ -215,6 +215,9 @@ func TestFinishLogin(t *testing.T) {
 			if tt.reason != ReasonExpired && tt.reason != ReasonParse && tt.reason != ReasonUnknownCredential && ev[0].CredentialID != b64(res.Credential.ID) {
 				t.Fatalf("failure audit does not name the credential: %+v", ev[0])
 			}
+			if tt.reason != ReasonExpired && tt.reason != ReasonParse && tt.reason != ReasonUnknownCredential && ev[0].UserID != res.User.ID {
+				t.Fatalf("failure audit does not name the passkey's owner: %+v", ev[0])
+			}
 			if len(h.aud.ofType("auth.login")) != 0 {
 				t.Fatal("auth.login recorded for a failed login")
 			}
