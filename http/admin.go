@@ -580,20 +580,28 @@ func (s *Server) handleIssueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	d, err := s.Store.FindDeviceByID(r.Context(), req.Device)
-	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-		err = airlock.Errorf(airlock.ENOTFOUND, "no device %q", req.Device)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	if err := s.mayEnrolFor(r, a, u); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if u.Disabled {
 		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "user %s is disabled", u.Name))
+		return
+	}
+	s.issueLink(w, r, a, u, req.Device)
+}
+
+// issueLink issues an enrolment link for u on the device named deviceID,
+// which must belong to u (or be shared) and not be revoked. The answer
+// warns when the device is not compliant yet: enrolment will be refused
+// until it is.
+func (s *Server) issueLink(w http.ResponseWriter, r *http.Request, a *authn, u *airlock.User, deviceID string) {
+	d, err := s.Store.FindDeviceByID(r.Context(), deviceID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		err = airlock.Errorf(airlock.ENOTFOUND, "no device %q", deviceID)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if d.Owner != u.ID && d.Owner != airlock.SharedOwner {

@@ -396,30 +396,7 @@ func (s *Server) handleMyEnrolmentToken(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, airlock.Errorf(airlock.EFRESHAUTH, "adding a passkey needs a passkey verification within %s: sign in again", s.AdminFreshUV))
 		return
 	}
-	d, err := s.Store.FindDeviceByID(r.Context(), req.Device)
-	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-		err = airlock.Errorf(airlock.ENOTFOUND, "no device %q", req.Device)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if d.Owner != a.User.ID && d.Owner != airlock.SharedOwner {
-		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "device %s belongs to another user", d.Name))
-		return
-	}
-	secret, tok, err := s.Passkeys.IssueEnrolmentToken(r.Context(), a.User.ID, a.User.ID, d.ID, airlock.PurposeEnrol, s.meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := tokenView(tok)
-	out.Token = secret
-	out.URL = EnrolURL(s.Origins[0], secret)
-	c := device.Evaluate(d, s.DeviceRules, s.Now())
-	out.DeviceCompliant = &c.Compliant
-	out.Noncompliance = c.Reasons
-	writeJSON(w, http.StatusCreated, out)
+	s.issueLink(w, r, a, a.User, req.Device)
 }
 
 func (s *Server) handleMyCredentials(w http.ResponseWriter, r *http.Request) {
