@@ -30,7 +30,9 @@ type Store interface {
 type UserStore interface {
 	// CreateUser inserts u. ID, Name and Handle must be unique (ECONFLICT).
 	CreateUser(ctx context.Context, u *User) error
+	// FindUserByID returns the user with id (ENOTFOUND if none).
 	FindUserByID(ctx context.Context, id string) (*User, error)
+	// FindUserByName returns the user with the login name (ENOTFOUND if none).
 	FindUserByName(ctx context.Context, name string) (*User, error)
 	// FindUserByHandle finds the user whose WebAuthn user handle is h.
 	FindUserByHandle(ctx context.Context, h []byte) (*User, error)
@@ -49,7 +51,9 @@ type UserStore interface {
 
 // DeviceStore keeps the device inventory.
 type DeviceStore interface {
+	// CreateDevice inserts d; a duplicate ID is ECONFLICT.
 	CreateDevice(ctx context.Context, d *Device) error
+	// FindDeviceByID returns the device with id (ENOTFOUND if none).
 	FindDeviceByID(ctx context.Context, id string) (*Device, error)
 	// ListDevices returns every device ordered by name, then ID.
 	ListDevices(ctx context.Context) ([]*Device, error)
@@ -65,6 +69,7 @@ type CredentialStore interface {
 	// CreateCredential inserts c; a credential id registered before, to
 	// anyone, is ECONFLICT.
 	CreateCredential(ctx context.Context, c *Credential) error
+	// FindCredentialByID returns the credential with the WebAuthn id (ENOTFOUND if none).
 	FindCredentialByID(ctx context.Context, id []byte) (*Credential, error)
 	// ListCredentialsByUser returns the user's credentials, revoked ones
 	// included, oldest first.
@@ -79,8 +84,11 @@ type CredentialStore interface {
 
 // SessionStore keeps sessions.
 type SessionStore interface {
+	// CreateSession inserts s; a duplicate ID or token hash is ECONFLICT.
 	CreateSession(ctx context.Context, s *Session) error
+	// FindSessionByID returns the session with id, ended or not (ENOTFOUND if none).
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
+	// FindSessionByTokenHash returns the session whose secret hashes to hash, ended or not (ENOTFOUND if none).
 	FindSessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
 	// TouchSession sets LastSeen of a session; an ended one is ECONFLICT.
 	TouchSession(ctx context.Context, id string, at time.Time) error
@@ -106,8 +114,11 @@ type SessionStore interface {
 
 // EnrolmentTokenStore keeps enrolment tokens.
 type EnrolmentTokenStore interface {
+	// CreateEnrolmentToken inserts t; a duplicate ID or hash is ECONFLICT.
 	CreateEnrolmentToken(ctx context.Context, t *EnrolmentToken) error
+	// FindEnrolmentTokenByHash returns the token whose secret hashes to hash (ENOTFOUND if none).
 	FindEnrolmentTokenByHash(ctx context.Context, hash []byte) (*EnrolmentToken, error)
+	// FindEnrolmentTokenByID returns the token with id (ENOTFOUND if none).
 	FindEnrolmentTokenByID(ctx context.Context, id string) (*EnrolmentToken, error)
 	// UseEnrolmentToken marks the token used at at, atomically: a token
 	// already used is ECONFLICT and stays as it was.
@@ -118,6 +129,7 @@ type EnrolmentTokenStore interface {
 
 // CeremonyStore keeps WebAuthn ceremony state.
 type CeremonyStore interface {
+	// CreateCeremony stores c; a duplicate ID is ECONFLICT.
 	CreateCeremony(ctx context.Context, c *Ceremony) error
 	// ConsumeCeremony deletes and returns the ceremony atomically, so that
 	// of two concurrent callers exactly one gets it (the other ENOTFOUND).
