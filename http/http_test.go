@@ -319,6 +319,9 @@ func TestCookieAttributes(t *testing.T) {
 		if secure && (c.Name != "__Host-airlock_session" || !c.Secure) {
 			t.Fatalf("https cookie %+v", c)
 		}
+		if hsts := r.header.Get("Strict-Transport-Security"); secure != (hsts != "") {
+			t.Fatalf("secure=%v but HSTS %q", secure, hsts)
+		}
 		if !secure && c.Name != "airlock_session" {
 			t.Fatalf("http cookie %+v", c)
 		}

@@ -25,6 +25,9 @@ type cliServer struct {
 	logs   *syncBuffer
 	base   string
 	origin string
+	client *http.Client
+	// lastCookies are the cookies of the last post's answer.
+	lastCookies []*http.Cookie
 }
 
 func startCLIServer(t *testing.T, dataDir string) *cliServer {
@@ -52,11 +55,16 @@ func (s *cliServer) post(path string, body any) map[string]any {
 	req, _ := http.NewRequest("POST", s.base+path, bytes.NewReader(b))
 	req.Header.Set("Origin", s.origin)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	client := s.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	s.lastCookies = res.Cookies()
 	raw, _ := io.ReadAll(res.Body)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
