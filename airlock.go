@@ -154,22 +154,28 @@ type Device struct {
 
 // Credential is a registered passkey, bound to one user and one device.
 type Credential struct {
-	ID                []byte    `json:"id"` // WebAuthn credential id, at most 1023 bytes
-	UserID            string    `json:"user_id"`
-	DeviceID          string    `json:"device_id"`
-	Name              string    `json:"name"`
-	AAGUID            string    `json:"aaguid"` // canonical UUID text
-	AttestationFormat string    `json:"attestation_format"`
-	AttestationType   string    `json:"attestation_type"`
-	PublicKey         []byte    `json:"-"` // COSE key
-	Algorithm         int64     `json:"algorithm"`
-	Transports        []string  `json:"transports"`
-	BackupEligible    bool      `json:"backup_eligible"`
-	BackupState       bool      `json:"backup_state"`
-	SignCount         uint32    `json:"sign_count"`
-	TierCap           Tier      `json:"tier_cap"` // the most privileged tier it may serve
-	CreatedAt         time.Time `json:"created_at"`
-	LastUsedAt        time.Time `json:"last_used_at,omitempty"`
+	ID                []byte `json:"id"` // WebAuthn credential id, at most 1023 bytes
+	UserID            string `json:"user_id"`
+	DeviceID          string `json:"device_id"`
+	Name              string `json:"name"`
+	AAGUID            string `json:"aaguid"` // canonical UUID text
+	AttestationFormat string `json:"attestation_format"`
+	AttestationType   string `json:"attestation_type"`
+	// AttestationTrusted is true only when, at enrolment, the attestation
+	// statement carried a certificate chain (format not "none", type not
+	// self attestation) that verified against the attestation roots of
+	// some tier. Without it the AAGUID is only the authenticator's claim,
+	// and the credential cannot serve a tier that requires attestation.
+	AttestationTrusted bool      `json:"attestation_trusted"`
+	PublicKey          []byte    `json:"-"` // COSE key
+	Algorithm          int64     `json:"algorithm"`
+	Transports         []string  `json:"transports"`
+	BackupEligible     bool      `json:"backup_eligible"`
+	BackupState        bool      `json:"backup_state"`
+	SignCount          uint32    `json:"sign_count"`
+	TierCap            Tier      `json:"tier_cap"` // the most privileged tier it may serve
+	CreatedAt          time.Time `json:"created_at"`
+	LastUsedAt         time.Time `json:"last_used_at,omitempty"`
 	// RevokedAt is zero while the credential is usable.
 	RevokedAt time.Time `json:"revoked_at,omitempty"`
 }

@@ -74,9 +74,19 @@ type CredentialStore interface {
 	// ListCredentialsByUser returns the user's credentials, revoked ones
 	// included, oldest first.
 	ListCredentialsByUser(ctx context.Context, userID string) ([]*Credential, error)
-	// UpdateCredentialUse records a successful assertion: the new sign
-	// count, backup state and last-used time.
-	UpdateCredentialUse(ctx context.Context, id []byte, signCount uint32, backupState bool, at time.Time) error
+	// EnrolCredential binds a new passkey in one transaction: it marks the
+	// enrolment token tokenID used at at and inserts c. A token already
+	// used is ECONFLICT ("enrolment link already used"), a credential id
+	// registered before, to anyone, is ECONFLICT, a missing token is
+	// ENOTFOUND; on any error nothing is written (the token stays unused).
+	EnrolCredential(ctx context.Context, tokenID string, c *Credential, at time.Time) error
+	// UpdateCredentialUse records a successful assertion — the new sign
+	// count, backup state and last-used time — as a compare-and-set: only
+	// if the credential is not revoked and its stored sign count still
+	// equals oldCount. Otherwise nothing is written and it returns
+	// ENOTFOUND for a missing id, else ECONFLICT (revoked, or used
+	// concurrently by another login).
+	UpdateCredentialUse(ctx context.Context, id []byte, oldCount, newCount uint32, backupState bool, at time.Time) error
 	// RevokeCredential sets RevokedAt; revoking twice succeeds and keeps the
 	// first time.
 	RevokeCredential(ctx context.Context, id []byte, at time.Time) error

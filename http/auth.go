@@ -347,24 +347,27 @@ func (s *Server) deviceView(d *airlock.Device) deviceJSON {
 }
 
 type credentialJSON struct {
-	ID                string    `json:"id"`
-	UserID            string    `json:"user_id"`
-	DeviceID          string    `json:"device_id"`
-	AAGUID            string    `json:"aaguid"`
-	AttestationFormat string    `json:"attestation_format"`
-	AttestationType   string    `json:"attestation_type"`
-	BackupEligible    bool      `json:"backup_eligible"`
-	BackupState       bool      `json:"backup_state"`
-	SignCount         uint32    `json:"sign_count"`
-	TierCap           int       `json:"tier_cap"`
-	CreatedAt         time.Time `json:"created_at"`
-	LastUsedAt        time.Time `json:"last_used_at"`
-	Revoked           bool      `json:"revoked"`
+	ID                string `json:"id"`
+	UserID            string `json:"user_id"`
+	DeviceID          string `json:"device_id"`
+	AAGUID            string `json:"aaguid"`
+	AttestationFormat string `json:"attestation_format"`
+	AttestationType   string `json:"attestation_type"`
+	// AttestationTrusted reports whether the attestation chained to a
+	// configured root.
+	AttestationTrusted bool      `json:"attestation_trusted"`
+	BackupEligible     bool      `json:"backup_eligible"`
+	BackupState        bool      `json:"backup_state"`
+	SignCount          uint32    `json:"sign_count"`
+	TierCap            int       `json:"tier_cap"`
+	CreatedAt          time.Time `json:"created_at"`
+	LastUsedAt         time.Time `json:"last_used_at"`
+	Revoked            bool      `json:"revoked"`
 }
 
 func credentialView(c *airlock.Credential) credentialJSON {
 	return credentialJSON{ID: b64(c.ID), UserID: c.UserID, DeviceID: c.DeviceID, AAGUID: c.AAGUID,
-		AttestationFormat: c.AttestationFormat, AttestationType: c.AttestationType, BackupEligible: c.BackupEligible,
+		AttestationFormat: c.AttestationFormat, AttestationType: c.AttestationType, AttestationTrusted: c.AttestationTrusted, BackupEligible: c.BackupEligible,
 		BackupState: c.BackupState, SignCount: c.SignCount, TierCap: int(c.TierCap), CreatedAt: c.CreatedAt,
 		LastUsedAt: c.LastUsedAt, Revoked: c.IsRevoked()}
 }

@@ -72,15 +72,18 @@ func (s *Service) Bootstrap(ctx context.Context) (string, *airlock.EnrolmentToke
 			return "", nil, err
 		}
 	}
-	if err := s.retireBootstrapTokens(ctx, now); err != nil {
+	// Bootstrap runs at start-up, outside any request: its events carry the
+	// same (empty) request fields.
+	meta := Meta{}
+	if err := s.retireBootstrapTokens(ctx, now, meta); err != nil {
 		return "", nil, err
 	}
-	return s.issue(ctx, SystemIssuer, u.ID, d.ID, airlock.PurposeBootstrap, "enrol.bootstrap_issued", Meta{})
+	return s.issue(ctx, SystemIssuer, u.ID, d.ID, airlock.PurposeBootstrap, "enrol.bootstrap_issued", meta)
 }
 
 // retireBootstrapTokens spends every earlier bootstrap link that is still
 // open, so that only the newest one printed can make the first admin.
-func (s *Service) retireBootstrapTokens(ctx context.Context, now time.Time) error {
+func (s *Service) retireBootstrapTokens(ctx context.Context, now time.Time, meta Meta) error {
 	toks, err := s.store.ListEnrolmentTokens(ctx)
 	if err != nil {
 		return err
@@ -92,8 +95,12 @@ func (s *Service) retireBootstrapTokens(ctx context.Context, now time.Time) erro
 		if err := s.store.UseEnrolmentToken(ctx, t.ID, now); err != nil && airlock.ErrorCode(err) != airlock.ECONFLICT {
 			return err
 		}
-		if err := s.audit.Record(ctx, airlock.AuditEvent{Type: "enrol.token_retired", Actor: SystemIssuer, Subject: t.ID,
-			UserID: t.UserID, DeviceID: t.DeviceID, Reason: "superseded by a reissued bootstrap link"}); err != nil {
+		e := auditEvent("enrol.token_retired", airlock.OutcomeSuccess, meta)
+		e.Actor, e.Subject, e.UserID, e.DeviceID = SystemIssuer, t.ID, t.UserID, t.DeviceID
+		e.Reason = "superseded by a reissued bootstrap link"
+		e.Details["token_id"] = t.ID
+		e.Details["purpose"] = t.Purpose
+		if err := s.audit.Record(ctx, e); err != nil {
 			return err
 		}
 	}

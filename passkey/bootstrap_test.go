@@ -44,7 +44,8 @@ func TestBootstrap(t *testing.T) {
 	if _, _, _, err := h.svc.CheckEnrolmentToken(h.ctx, secret); airlock.ErrorCode(err) != airlock.ECONFLICT {
 		t.Fatalf("superseded bootstrap link: %v", err)
 	}
-	if ev := h.aud.ofType("enrol.token_retired"); len(ev) != 1 || ev[0].Subject != tok.ID {
+	if ev := h.aud.ofType("enrol.token_retired"); len(ev) != 1 || ev[0].Subject != tok.ID || ev[0].Outcome != airlock.OutcomeSuccess ||
+		ev[0].Details == nil || ev[0].Details["token_id"] != tok.ID || ev[0].UserID != admin.ID || ev[0].DeviceID != dev.ID {
 		t.Fatalf("audit enrol.token_retired %+v", ev)
 	}
 	secret, tok = secret2, tok2

@@ -3,7 +3,9 @@ package passkey
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -129,35 +131,53 @@ func (s *Service) checkToken(ctx context.Context, tok *airlock.EnrolmentToken) (
 	if !now.Before(tok.ExpiresAt) {
 		return tok, nil, nil, fail(airlock.EEXPIRED, ReasonTokenExpired, nil, "enrolment link expired")
 	}
+	u, d, err := s.checkHolder(ctx, tok, now)
+	if err != nil {
+		return tok, u, d, err
+	}
+	if tok.Purpose == airlock.PurposeBootstrap {
+		if err := s.checkBootstrapOpen(ctx); err != nil {
+			return tok, u, d, err
+		}
+	}
+	return tok, u, d, nil
+}
+
+// checkHolder reads the token's user and device afresh and checks that the
+// user is enabled, the device exists, still belongs to the user (or is
+// shared) and is compliant at now — or, for a bootstrap token, only that it
+// is not revoked.
+func (s *Service) checkHolder(ctx context.Context, tok *airlock.EnrolmentToken, now time.Time) (*airlock.User, *airlock.Device, error) {
 	u, err := s.store.FindUserByID(ctx, tok.UserID)
 	if err != nil {
-		return tok, nil, nil, storeFail(err, "user lookup")
+		return nil, nil, storeFail(err, "user lookup")
 	}
 	if u.Disabled {
-		return tok, u, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+		return u, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
 	}
 	d, err := s.store.FindDeviceByID(ctx, tok.DeviceID)
 	if err != nil {
 		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-			return tok, u, nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "device %s no longer exists", tok.DeviceID)
+			return u, nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "device %s no longer exists", tok.DeviceID)
 		}
-		return tok, u, nil, storeFail(err, "device lookup")
+		return u, nil, storeFail(err, "device lookup")
+	}
+	// The device may have been reassigned since the token was issued.
+	if d.Owner != tok.UserID && d.Owner != airlock.SharedOwner {
+		return u, d, fail(airlock.EFORBIDDEN, ReasonDeviceOwnerChanged, nil, "device %s no longer belongs to this user", d.Name)
 	}
 	if tok.Purpose == airlock.PurposeBootstrap {
 		// The bootstrap device is pending by design; only a revoked one is
 		// refused. It becomes trusted when the bootstrap enrolment succeeds.
 		if d.Trust == airlock.TrustRevoked {
-			return tok, u, d, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
+			return u, d, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
 		}
-		if err := s.checkBootstrapOpen(ctx); err != nil {
-			return tok, u, d, err
-		}
-		return tok, u, d, nil
+		return u, d, nil
 	}
 	if c := device.Evaluate(d, s.cfg.DeviceRules, now); !c.Compliant {
-		return tok, u, d, fail(airlock.EFORBIDDEN, ReasonDeviceNotCompliant, nil, "device %s is not compliant: %s", d.Name, c)
+		return u, d, fail(airlock.EFORBIDDEN, ReasonDeviceNotCompliant, nil, "device %s is not compliant: %s", d.Name, c)
 	}
-	return tok, u, d, nil
+	return u, d, nil
 }
 
 // checkBootstrapOpen refuses a bootstrap enrolment once an active tier-0
@@ -303,15 +323,21 @@ func (s *Service) consumeCeremony(ctx context.Context, id, kind string) (*airloc
 
 // FinishEnrol completes a registration ceremony begun by BeginEnrol. It
 // consumes the ceremony first (single use, even on failure), re-checks the
-// enrolment token, verifies the response (WebAuthn L3 §7.1), refuses a
-// credential id registered before (W8) and a passkey that may serve none of
-// the tiers from the user's tier to 2, marks the token used (atomically: a
-// concurrent second finish gets ECONFLICT), stores the credential with its
-// tier cap and notifies the user ("passkey.added"; if that cannot be
-// enqueued the new credential is revoked and EUNAVAILABLE returned). A
-// bootstrap enrolment also requires a device-bound passkey (tier cap 0) and
-// still no active tier-0 admin, and marks its device trusted. Every failure
-// is audited "enrol.failed" with a reason code.
+// enrolment token (unused, unexpired, user enabled, device still the user's
+// or shared and compliant), verifies the response (WebAuthn L3 §7.1),
+// verifies the attestation certificate chain against the configured
+// attestation roots (Credential.AttestationTrusted), refuses a credential
+// id registered before (W8) and a passkey that may serve none of the tiers
+// from the user's tier to 2, checks the user and device once more, then
+// marks the token used and stores the credential with its tier cap in one
+// store transaction (EnrolCredential: a concurrent second finish gets
+// ECONFLICT and nothing half-done remains), and notifies the user
+// ("passkey.added"; if that cannot be enqueued the new credential is
+// revoked and EUNAVAILABLE returned — and if even the revocation fails,
+// EINTERNAL with reason rollback_failed and a failed "credential.revoked"
+// audit record). A bootstrap enrolment also requires a device-bound passkey
+// (tier cap 0) and still no active tier-0 admin, and marks its device
+// trusted. Every failure is audited "enrol.failed" with a reason code.
 func (s *Service) FinishEnrol(ctx context.Context, ceremonyID string, credentialJSON []byte, meta Meta) (*Enrolled, error) {
 	st := &enrolState{}
 	res, err := s.finishEnrol(ctx, ceremonyID, credentialJSON, meta, st)
@@ -401,7 +427,8 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 	if len(wc.Authenticator.AAGUID) == 16 {
 		aaguid, _ = uuid.FromBytes(wc.Authenticator.AAGUID)
 	}
-	facts := credFacts{be: wc.Flags.BackupEligible, format: wc.AttestationFormat, aaguid: aaguid.String()}
+	facts := credFacts{be: wc.Flags.BackupEligible, format: wc.AttestationFormat, attType: wc.AttestationType, aaguid: aaguid.String()}
+	facts.trusted = s.attestationTrust(wc.AttestationFormat, wc.AttestationType, parsed.Response.AttestationObject.AttStatement, s.now())
 	tierCap, ok, why := s.tierCap(u.Tier, facts)
 	if !ok {
 		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey may not serve %s or any less privileged tier: %s", u.Tier, why)
@@ -417,14 +444,20 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 		}
 	}
 
+	// The user and device are checked once more right before the binding:
+	// verification may have taken a while, and the account state at the
+	// moment of binding is what counts.
 	now := s.now().UTC()
-	if err := s.store.UseEnrolmentToken(ctx, tok.ID, now); err != nil {
-		if airlock.ErrorCode(err) == airlock.ECONFLICT {
-			return nil, fail(airlock.ECONFLICT, ReasonTokenUsed, err, "enrolment link already used")
-		}
-		return nil, storeFail(err, "enrolment token update")
+	u, d, err = s.checkHolder(ctx, tok, now)
+	if u != nil {
+		st.user = u
 	}
-	tok.UsedAt = now
+	if d != nil {
+		st.dev = d
+	}
+	if err != nil {
+		return nil, err
+	}
 	transports := make([]string, 0, len(wc.Transport))
 	for _, t := range wc.Transport {
 		transports = append(transports, string(t))
@@ -432,25 +465,51 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 	cred := &airlock.Credential{
 		ID: wc.ID, UserID: u.ID, DeviceID: d.ID, Name: d.Name,
 		AAGUID: facts.aaguid, AttestationFormat: wc.AttestationFormat, AttestationType: wc.AttestationType,
-		PublicKey: wc.PublicKey, Algorithm: alg, Transports: transports,
+		AttestationTrusted: facts.anyTrusted(),
+		PublicKey:          wc.PublicKey, Algorithm: alg, Transports: transports,
 		BackupEligible: wc.Flags.BackupEligible, BackupState: wc.Flags.BackupState,
 		SignCount: wc.Authenticator.SignCount, TierCap: tierCap, CreatedAt: now,
 	}
-	if err := s.store.CreateCredential(ctx, cred); err != nil {
+	// The token is spent and the credential stored in one transaction: a
+	// refused insert leaves the token usable, a spent token stores nothing.
+	if err := s.store.EnrolCredential(ctx, tok.ID, cred, now); err != nil {
 		if airlock.ErrorCode(err) == airlock.ECONFLICT {
-			return nil, fail(airlock.ECONFLICT, ReasonDuplicate, err, "this passkey (credential id) is already registered")
+			if cur, ferr := s.store.FindEnrolmentTokenByID(ctx, tok.ID); ferr == nil && cur.UsedAt.IsZero() {
+				return nil, fail(airlock.ECONFLICT, ReasonDuplicate, err, "this passkey (credential id) is already registered")
+			}
+			return nil, fail(airlock.ECONFLICT, ReasonTokenUsed, err, "enrolment link already used")
 		}
-		return nil, storeFail(err, "credential insert")
+		return nil, storeFail(err, "enrolment")
 	}
+	tok.UsedAt = now
 	// From here a failure revokes the new credential: it must not stay
 	// usable without its notification and audit record.
 	if err := s.afterCreate(ctx, u, d, cred, tok, meta, bootstrap, now); err != nil {
-		if rerr := s.store.RevokeCredential(ctx, cred.ID, s.now().UTC()); rerr == nil {
-			cred.RevokedAt = now
-		}
-		return nil, err
+		return nil, s.rollbackEnrol(ctx, u, d, cred, meta, err)
 	}
 	return &Enrolled{User: u, Device: d, Credential: cred, Token: tok}, nil
+}
+
+// rollbackEnrol revokes a credential whose enrolment failed after it was
+// stored (cause). If the revocation itself fails, the credential stays
+// usable without its notification or audit record: that is returned as
+// EINTERNAL and, as far as the audit trail still works, recorded as a
+// failed "credential.revoked".
+func (s *Service) rollbackEnrol(ctx context.Context, u *airlock.User, d *airlock.Device, cred *airlock.Credential, meta Meta, cause error) error {
+	at := s.now().UTC()
+	rerr := s.store.RevokeCredential(ctx, cred.ID, at)
+	if rerr == nil {
+		cred.RevokedAt = at
+		return cause
+	}
+	e := auditEvent("credential.revoked", airlock.OutcomeFailure, meta)
+	e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = SystemIssuer, u.ID, u.ID, d.ID, b64(cred.ID)
+	e.Reason = "enrolment rollback"
+	e.Details["cause"] = airlock.ErrorMessage(cause)
+	e.Details["error"] = rerr.Error()
+	aerr := s.audit.Record(ctx, e)
+	return fail(airlock.EINTERNAL, ReasonRollbackFailed, errors.Join(cause, rerr, aerr),
+		"the enrolment failed and the new passkey could not be revoked; an administrator must revoke it")
 }
 
 func (s *Service) afterCreate(ctx context.Context, u *airlock.User, d *airlock.Device, cred *airlock.Credential, tok *airlock.EnrolmentToken, meta Meta, bootstrap bool, now time.Time) error {
@@ -529,9 +588,73 @@ func (s *Service) recordEnrolFailure(ctx context.Context, stage, ceremonyID stri
 
 // credFacts are the properties of a passkey the tier policy looks at.
 type credFacts struct {
-	be     bool
-	format string // attestation statement format; "none" or "" for none
-	aaguid string // canonical UUID text
+	be      bool
+	format  string // attestation statement format; "none" or "" for none
+	attType string // go-webauthn attestation type, e.g. "basic_full", "basic_surrogate"
+	aaguid  string // canonical UUID text
+	// trusted[t] reports whether the attestation chain verified against
+	// tier t's roots (at login: the stored AttestationTrusted, for every
+	// tier).
+	trusted [airlock.MaxTier + 1]bool
+}
+
+func (f credFacts) anyTrusted() bool {
+	for _, t := range f.trusted {
+		if t {
+			return true
+		}
+	}
+	return false
+}
+
+// isSelfAttestation reports whether typ is self attestation: the statement
+// is signed by the credential key itself and proves nothing about the model.
+func isSelfAttestation(typ string) bool {
+	return typ == "self" || typ == "basic_surrogate"
+}
+
+// attestationTrust verifies the attestation certificate chain in attStmt's
+// x5c (leaf x5c[0], intermediates the rest) against each tier's roots, at
+// time at. go-webauthn has already verified the attestation signature with
+// the leaf and the leaf's §8.2.1 properties; what it cannot know is whom
+// the relying party trusts. A "none" or self attestation, or a statement
+// without x5c, is trusted by no tier.
+func (s *Service) attestationTrust(format, attType string, attStmt map[string]any, at time.Time) (trusted [airlock.MaxTier + 1]bool) {
+	if format == "" || format == string(protocol.AttestationFormatNone) || isSelfAttestation(attType) || attType == "none" {
+		return trusted
+	}
+	raw, ok := attStmt["x5c"].([]any)
+	if !ok || len(raw) == 0 {
+		return trusted
+	}
+	var leaf *x509.Certificate
+	inter := x509.NewCertPool()
+	for i, v := range raw {
+		der, ok := v.([]byte)
+		if !ok {
+			return trusted
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return trusted
+		}
+		if i == 0 {
+			leaf = c
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	for t, r := range s.tiers {
+		if r.roots == nil {
+			continue
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{
+			Roots: r.roots, Intermediates: inter, CurrentTime: at,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		trusted[t] = err == nil
+	}
+	return trusted
 }
 
 // serves reports whether a passkey with facts f may serve tier t, and if
@@ -543,10 +666,20 @@ func (s *Service) serves(t airlock.Tier, f credFacts) (bool, string) {
 	if f.be && !r.allowSynced {
 		why = append(why, "synced passkeys (backup eligible) may not serve it")
 	}
-	// W7: attestation "none" only where policy allows.
-	if r.requireAtt && (f.format == "" || f.format == string(protocol.AttestationFormatNone)) {
-		why = append(why, "it requires attestation and the authenticator sent none")
+	// W7: attestation verified against the configured trust; "none" only
+	// where policy allows.
+	if r.requireAtt {
+		switch {
+		case f.format == "" || f.format == string(protocol.AttestationFormatNone):
+			why = append(why, "it requires attestation and the authenticator sent none")
+		case isSelfAttestation(f.attType):
+			why = append(why, "it requires attestation and the authenticator sent only self attestation")
+		case !f.trusted[t]:
+			why = append(why, "it requires attestation and the attestation certificate does not chain to its attestation roots")
+		}
 	}
+	// Without RequireAttestation the AAGUID is only the authenticator's
+	// claim; the list is enforced anyway (stricter).
 	if len(r.aaguids) > 0 && !containsFold(r.aaguids, f.aaguid) {
 		why = append(why, fmt.Sprintf("authenticator model (AAGUID %s) is not on its allow-list", f.aaguid))
 	}

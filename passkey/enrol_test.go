@@ -22,7 +22,16 @@ var (
 
 func requireAttestationEverywhere(c *Config) {
 	for t := range c.Tiers {
-		c.Tiers[t] = TierPolicy{AllowSynced: t == 2, RequireAttestation: true, AAGUIDs: []string{strings.ToUpper(listedAAGUID.String())}}
+		c.Tiers[t] = TierPolicy{AllowSynced: t == 2, RequireAttestation: true, AttestationRoots: []string{testRootsFile},
+			AAGUIDs: []string{strings.ToUpper(listedAAGUID.String())}}
+	}
+}
+
+// aaguidListEverywhere enforces the AAGUID allow-list on every tier
+// without requiring attestation.
+func aaguidListEverywhere(c *Config) {
+	for t := range c.Tiers {
+		c.Tiers[t].AAGUIDs = []string{listedAAGUID.String()}
 	}
 }
 
@@ -52,6 +61,9 @@ func TestFinishEnrol(t *testing.T) {
 		wantBE   bool
 		wantAtt  string
 		wantAAGU string
+		wantType string // attestation type, if set
+		trusted  bool   // want AttestationTrusted
+		wantMsg  string // substring of the error message
 	}{
 		{name: "ok-device-bound-tier0", tier: 0, wantCap: 0, wantAtt: "packed"},
 		{name: "ok-device-bound-tier1", tier: 1, wantCap: 1, wantAtt: "packed"},
@@ -62,15 +74,31 @@ func TestFinishEnrol(t *testing.T) {
 		{name: "ok-rs256", tier: 0, opts: []passkeytest.Option{passkeytest.WithAlg(passkeytest.RS256)}, wantCap: 0, wantAtt: "packed"},
 		{name: "ok-attestation-none-where-not-required", tier: 0, opts: []passkeytest.Option{passkeytest.WithFormat("none")}, wantCap: 0, wantAtt: "none"},
 		{name: "ok-credential-id-1023-bytes", tier: 0, opts: []passkeytest.Option{passkeytest.WithCredentialIDLength(1023)}, wantCap: 0, wantAtt: "packed"},
-		{name: "ok-aaguid-on-allow-list", tier: 0, cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID)}, wantCap: 0, wantAtt: "packed", wantAAGU: listedAAGUID.String()},
+		{name: "ok-self-attestation-recorded-untrusted", tier: 0, wantCap: 0, wantAtt: "packed", wantType: "basic_surrogate"},
+		// W7: attestation verified against the configured trust.
+		{name: "ok-aaguid-on-allow-list", tier: 0, cfg: requireAttestationEverywhere,
+			opts:    []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID), withCA()},
+			wantCap: 0, wantAtt: "packed", wantAAGU: listedAAGUID.String(), wantType: "basic_full", trusted: true},
+		{name: "ok-chain-through-intermediate", tier: 0, cfg: requireAttestationEverywhere,
+			opts:    []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID), passkeytest.WithAttestationCA(testIntermediate, testIntermediateKey)},
+			wantCap: 0, wantAtt: "packed", wantType: "basic_full", trusted: true},
+		{name: "ok-ca-attestation-trusted-where-roots-but-not-required", tier: 0,
+			cfg:  func(c *Config) { c.Tiers[2].AttestationRoots = []string{testRootsFile} },
+			opts: []passkeytest.Option{withCA()}, wantCap: 0, wantAtt: "packed", wantType: "basic_full", trusted: true},
+		{name: "ok-self-signed-batch-untrusted-where-not-required", tier: 0,
+			cfg:  func(c *Config) { c.Tiers[2].AttestationRoots = []string{testRootsFile} },
+			opts: []passkeytest.Option{passkeytest.WithSelfSignedBatchCertificate()}, wantCap: 0, wantAtt: "packed", wantType: "basic_full"},
 		{name: "ok-aaguid-off-tier0-list-falls-to-tier1", tier: 0,
 			cfg: func(c *Config) {
-				c.Tiers[0] = TierPolicy{RequireAttestation: true, AAGUIDs: []string{listedAAGUID.String()}}
+				c.Tiers[0] = TierPolicy{RequireAttestation: true, AttestationRoots: []string{testRootsFile}, AAGUIDs: []string{listedAAGUID.String()}}
 			},
-			opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID)}, wantCap: 1, wantAtt: "packed"},
+			opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID), withCA()}, wantCap: 1, wantAtt: "packed", trusted: true},
 		{name: "ok-attestation-none-falls-below-attested-tier0", tier: 0,
-			cfg:  func(c *Config) { c.Tiers[0].RequireAttestation = true },
-			opts: []passkeytest.Option{passkeytest.WithFormat("none")}, wantCap: 1, wantAtt: "none"},
+			cfg:  func(c *Config) { requireAttestation(c, 0) },
+			opts: []passkeytest.Option{passkeytest.WithFormat("none")}, wantCap: 1, wantAtt: "none", wantType: "none"},
+		{name: "ok-self-attestation-falls-below-attested-tier0", tier: 0,
+			cfg:  func(c *Config) { requireAttestation(c, 0) },
+			opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID)}, wantCap: 1, wantAtt: "packed", wantType: "basic_surrogate"},
 		{name: "ok-origin-case-insensitive-host", tier: 0, origin: "https://AIRLOCK.example.com", wantCap: 0, wantAtt: "packed"},
 
 		// W1
@@ -82,6 +110,12 @@ func TestFinishEnrol(t *testing.T) {
 		{name: "fail-origin-other-host", origin: "https://evil.example.com", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin},
 		{name: "fail-origin-other-port", origin: "https://airlock.example.com:8443", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin},
 		{name: "fail-origin-other-scheme", origin: "http://airlock.example.com", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin},
+		{name: "fail-origin-with-path", origin: testOrigin + "/enrol", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a path"},
+		{name: "fail-origin-with-slash", origin: testOrigin + "/", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a path"},
+		{name: "fail-origin-with-query", origin: testOrigin + "?a=1", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a query"},
+		{name: "fail-origin-with-empty-query", origin: testOrigin + "?", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a query"},
+		{name: "fail-origin-with-fragment", origin: testOrigin + "#x", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a fragment"},
+		{name: "fail-origin-with-userinfo", origin: "https://mallory@airlock.example.com", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has user info"},
 		{name: "fail-top-origin-outside-allow-list", opts: []passkeytest.Option{passkeytest.WithTopOrigin("https://evil.example.com")}, code: airlock.EUNAUTHORIZED, reason: ReasonBadTopOrigin},
 		{name: "fail-cross-origin-iframe", opts: []passkeytest.Option{passkeytest.WithCrossOrigin()}, code: airlock.EUNAUTHORIZED, reason: ReasonCrossOrigin},
 		// W4
@@ -95,8 +129,21 @@ func TestFinishEnrol(t *testing.T) {
 		// W7
 		{name: "fail-algorithm-not-offered-es384", opts: []passkeytest.Option{passkeytest.WithAlg(passkeytest.ES384)}, code: airlock.EINVALID, reason: ReasonAlgNotOffered},
 		{name: "fail-attestation-signature", opts: []passkeytest.Option{passkeytest.WithBadSignature()}, code: airlock.EUNAUTHORIZED, reason: ReasonBadAttestation},
-		{name: "fail-aaguid-off-allow-list", cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy},
-		{name: "fail-attestation-none-where-required", cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithFormat("none"), passkeytest.WithAAGUID(listedAAGUID)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy},
+		{name: "fail-aaguid-off-allow-list", cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID), withCA()}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy},
+		{name: "fail-aaguid-off-allow-list-without-require-attestation", cfg: aaguidListEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(unlistedAAGUID)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy,
+			wantMsg: "AAGUID " + unlistedAAGUID.String() + ") is not on its allow-list"},
+		{name: "fail-attestation-none-where-required", cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithFormat("none"), passkeytest.WithAAGUID(listedAAGUID)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy,
+			wantMsg: "tier 0: it requires attestation and the authenticator sent none"},
+		{name: "fail-self-attestation-where-required", cfg: requireAttestationEverywhere, opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy,
+			wantMsg: "tier 1: it requires attestation and the authenticator sent only self attestation"},
+		{name: "fail-self-signed-batch-certificate-where-required", cfg: requireAttestationEverywhere,
+			opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID), passkeytest.WithSelfSignedBatchCertificate()}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy,
+			wantMsg: "tier 2: it requires attestation and the attestation certificate does not chain to its attestation roots"},
+		{name: "fail-chain-to-other-ca", cfg: requireAttestationEverywhere,
+			opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID), passkeytest.WithAttestationCA(otherCA, otherCAKey)}, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy,
+			wantMsg: "tier 0: it requires attestation and the attestation certificate does not chain to its attestation roots"},
+		{name: "fail-full-attestation-bad-signature", cfg: requireAttestationEverywhere,
+			opts: []passkeytest.Option{passkeytest.WithAAGUID(listedAAGUID), withCA(), passkeytest.WithBadSignature()}, code: airlock.EUNAUTHORIZED, reason: ReasonBadAttestation},
 		{name: "fail-synced-where-no-tier-allows-it", cfg: func(c *Config) { c.Tiers[2].AllowSynced = false }, tier: 0, auth: synced, code: airlock.EFORBIDDEN, reason: ReasonTierPolicy},
 		// W8
 		{name: "fail-credential-id-1024-bytes", opts: []passkeytest.Option{passkeytest.WithCredentialIDLength(1024)}, code: airlock.EINVALID, reason: ReasonCredIDTooLong},
@@ -107,6 +154,8 @@ func TestFinishEnrol(t *testing.T) {
 		{name: "fail-device-posture-stale-at-finish", cfg: func(c *Config) { c.CeremonyTTL = 48 * time.Hour; c.TokenTTL = 72 * time.Hour },
 			between: func(e env) { e.h.clk.Advance(25 * time.Hour) }, code: airlock.EFORBIDDEN, reason: ReasonDeviceNotCompliant},
 		{name: "fail-user-disabled-between-begin-and-finish", between: func(e env) { e.h.disableUser(e.u) }, code: airlock.EFORBIDDEN, reason: ReasonUserDisabled},
+		{name: "fail-device-reassigned-between-begin-and-finish", between: func(e env) { e.h.setDeviceOwner(e.d, "u-bob") }, code: airlock.EFORBIDDEN, reason: ReasonDeviceOwnerChanged,
+			wantMsg: "device laptop no longer belongs to this user"},
 		{name: "fail-garbage", mutate: func(testing.TB, []byte) []byte { return []byte(`{"id":`) }, code: airlock.EINVALID, reason: ReasonParse},
 		{name: "fail-empty", mutate: func(testing.TB, []byte) []byte { return nil }, code: airlock.EINVALID, reason: ReasonParse},
 		{name: "fail-rawid-differs-from-attested-id", mutate: func(tb testing.TB, resp []byte) []byte {
@@ -152,6 +201,12 @@ func TestFinishEnrol(t *testing.T) {
 				if c.TierCap != tt.wantCap || c.BackupEligible != tt.wantBE || c.AttestationFormat != tt.wantAtt || c.UserID != u.ID || c.DeviceID != d.ID {
 					t.Fatalf("stored credential = cap %d be %t att %q user %s device %s; want cap %d be %t att %q", c.TierCap, c.BackupEligible, c.AttestationFormat, c.UserID, c.DeviceID, tt.wantCap, tt.wantBE, tt.wantAtt)
 				}
+				if c.AttestationTrusted != tt.trusted || res.Credential.AttestationTrusted != tt.trusted {
+					t.Fatalf("AttestationTrusted = %t, want %t", c.AttestationTrusted, tt.trusted)
+				}
+				if tt.wantType != "" && c.AttestationType != tt.wantType {
+					t.Fatalf("attestation type = %q, want %q", c.AttestationType, tt.wantType)
+				}
 				if tt.wantAAGU != "" && c.AAGUID != tt.wantAAGU {
 					t.Fatalf("AAGUID = %s, want %s", c.AAGUID, tt.wantAAGU)
 				}
@@ -173,6 +228,9 @@ func TestFinishEnrol(t *testing.T) {
 			}
 
 			wantErr(t, err, tt.code, tt.reason)
+			if !strings.Contains(airlock.ErrorMessage(err), tt.wantMsg) {
+				t.Fatalf("message %q does not contain %q", airlock.ErrorMessage(err), tt.wantMsg)
+			}
 			assertNothingEnrolled(t, h, u, tok)
 			ev := h.aud.ofType("enrol.failed")
 			if len(ev) != 1 || ev[0].Reason != string(tt.reason) || ev[0].UserID != u.ID {

@@ -190,6 +190,14 @@ func (h *harness) setDeviceTrust(d *airlock.Device, trust airlock.TrustState) {
 	}
 }
 
+func (h *harness) setDeviceOwner(d *airlock.Device, owner string) {
+	h.tb.Helper()
+	d.Owner = owner
+	if err := h.store.UpdateDevice(h.ctx, d); err != nil {
+		h.tb.Fatal(err)
+	}
+}
+
 func (h *harness) disableUser(u *airlock.User) {
 	h.tb.Helper()
 	u.Disabled = true
@@ -294,3 +302,55 @@ func wantErr(tb testing.TB, err error, code string, reason Reason) {
 func b64dec(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// hookStore lets a test act between the service's store calls, as another
+// replica or an administrator would.
+type hookStore struct {
+	*sqlite.Store
+	// afterFindCredential runs after each FindCredentialByID.
+	afterFindCredential func(id []byte)
+	// hideCredentials makes FindCredentialByID report ENOTFOUND (a
+	// credential registered after the duplicate check).
+	hideCredentials bool
+	// beforeUpdateUse runs before UpdateCredentialUse.
+	beforeUpdateUse func(id []byte)
+	// revokeErr, if set, is returned by RevokeCredential.
+	revokeErr error
+}
+
+func (s *hookStore) FindCredentialByID(ctx context.Context, id []byte) (*airlock.Credential, error) {
+	if s.hideCredentials {
+		return nil, airlock.Errorf(airlock.ENOTFOUND, "hidden")
+	}
+	c, err := s.Store.FindCredentialByID(ctx, id)
+	if s.afterFindCredential != nil {
+		s.afterFindCredential(id)
+	}
+	return c, err
+}
+
+func (s *hookStore) UpdateCredentialUse(ctx context.Context, id []byte, oldCount, newCount uint32, bs bool, at time.Time) error {
+	if s.beforeUpdateUse != nil {
+		s.beforeUpdateUse(id)
+	}
+	return s.Store.UpdateCredentialUse(ctx, id, oldCount, newCount, bs, at)
+}
+
+func (s *hookStore) RevokeCredential(ctx context.Context, id []byte, at time.Time) error {
+	if s.revokeErr != nil {
+		return s.revokeErr
+	}
+	return s.Store.RevokeCredential(ctx, id, at)
+}
+
+// hooks replaces the harness's service by one on a hookStore.
+func (h *harness) hooks() *hookStore {
+	h.tb.Helper()
+	hs := &hookStore{Store: h.store}
+	svc, err := New(h.cfg, hs, h.aud, h.not)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	h.svc = svc
+	return hs
+}

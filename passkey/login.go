@@ -28,19 +28,27 @@ type loginState struct {
 	cred   *airlock.Credential
 	credID []byte
 	dev    *airlock.Device
+	// verified is set once the assertion signature verified: before that,
+	// the claimed owner is only a claim.
+	verified bool
 }
 
 // FinishLogin completes a login begun by BeginLogin. It consumes the
-// ceremony first (single use, even on failure), verifies the assertion
+// ceremony first (single use, even on failure) and verifies the assertion
 // (WebAuthn L3 §7.2) for the credential named by its raw id and the user
-// named by its userHandle (required, and the credential's owner: W9),
-// refuses a revoked credential, a disabled user, a missing or revoked device,
-// an assertion without UV (W5), a changed backup eligibility (W6, audited
+// named by its userHandle (required, and the credential's owner: W9). Only
+// once the signature verified — so that nobody learns anything about an
+// account without holding its key — does it refuse a revoked credential, a
+// disabled user, a missing or revoked device, an assertion without UV (W5),
+// a changed backup eligibility (W6, audited
 // "auth.backup_eligibility_changed") and, for an effective tier 0 or 1, a
 // sign count that did not increase (W11, audited "auth.clone_warning"; at
 // tier 2 it is audited and accepted). Only then are the sign count, backup
-// state and last use stored (W12). Success is audited "auth.login", every
-// failure "auth.login_failed" with a reason code.
+// state and last use stored (W12), as a compare-and-set on the count read:
+// a login of the same credential that won a race elsewhere makes this one
+// fail (audited as a clone warning). Success is audited "auth.login", every
+// failure "auth.login_failed" with a reason code; failures before the
+// signature verified carry generic messages and Details["owner_unverified"].
 func (s *Service) FinishLogin(ctx context.Context, ceremonyID string, credentialJSON []byte, meta Meta) (*LoginResult, error) {
 	st := &loginState{}
 	res, err := s.finishLogin(ctx, ceremonyID, credentialJSON, meta, st)
@@ -73,13 +81,15 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	}
 
 	// §7.2 step 6: identify the user and the credential. In a discoverable
-	// login the userHandle is required and must name the owner (W9).
+	// login the userHandle is required and must name the owner (W9). Until
+	// the signature verified, every message is generic: the caller has not
+	// shown that the account is theirs.
 	if len(parsed.RawID) > maxCredentialIDLength {
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
 	}
 	// From reading the stored sign count to writing the new one, no other
-	// login of this credential runs in this process. (Across replicas the
-	// store would need a compare-and-set on the count.)
+	// login of this credential runs in this process; across processes the
+	// store's compare-and-set on the count decides (UpdateCredentialUse).
 	mu := s.credLock(parsed.RawID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -102,6 +112,21 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
 	}
 	st.user = u
+
+	// W10: the signature first. The library is handed the user with this
+	// one credential, even if it is revoked or the user disabled, so that
+	// it can verify; the account state is checked afterwards.
+	assertedBE := ad.Flags.HasBackupEligible()
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		return &waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, nil
+	}
+	_, wc, err := s.wa.ValidatePasskeyLogin(handler, *session, parsed)
+	if err != nil {
+		return nil, libraryFailure(err)
+	}
+	st.verified = true
+
+	// The caller proved possession of the key: specific messages from here.
 	if cred.IsRevoked() {
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
 	}
@@ -118,16 +143,6 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	st.dev = d
 	if d.Trust == airlock.TrustRevoked {
 		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
-	}
-
-	assertedBE := ad.Flags.HasBackupEligible()
-	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		// Only this user's unrevoked passkeys are offered to the library.
-		return s.webauthnUser(ctx, u, assertedBE)
-	}
-	_, wc, err := s.wa.ValidatePasskeyLogin(handler, *session, parsed)
-	if err != nil {
-		return nil, libraryFailure(err)
 	}
 	// W5, belt and braces: UV of this assertion, not of the stored record.
 	uv := ad.Flags.HasUserVerified()
@@ -176,10 +191,15 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 		newCount = wc.Authenticator.SignCount
 	}
 
-	// W12: only now, with every check passed.
+	// W12: only now, with every check passed; and only if nobody changed
+	// the credential since it was read (another replica's login of the same
+	// key, or a revocation).
 	now := s.now().UTC()
 	bs := ad.Flags.HasBackupState()
-	if err := s.store.UpdateCredentialUse(ctx, cred.ID, newCount, bs, now); err != nil {
+	if err := s.store.UpdateCredentialUse(ctx, cred.ID, cred.SignCount, newCount, bs, now); err != nil {
+		if airlock.ErrorCode(err) == airlock.ECONFLICT {
+			return nil, s.useConflict(ctx, u, d, cred, ad.Counter, tier, meta, err)
+		}
 		return nil, storeFail(err, "credential update")
 	}
 	cred.SignCount, cred.BackupState, cred.LastUsedAt = newCount, bs, now
@@ -201,6 +221,31 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	return &LoginResult{User: u, Device: d, Credential: cred, Tier: tier, UV: uv, AMR: amr}, nil
 }
 
+// useConflict explains a refused compare-and-set of the sign count: the
+// credential was revoked meanwhile, or another login of the same key (a
+// clone, or a concurrent use through another replica) got there first.
+// The latter is a clone signal at every tier: audited "auth.clone_warning".
+func (s *Service) useConflict(ctx context.Context, u *airlock.User, d *airlock.Device, cred *airlock.Credential, asserted uint32, tier airlock.Tier, meta Meta, cause error) error {
+	cur, err := s.store.FindCredentialByID(ctx, cred.ID)
+	if err != nil {
+		return storeFail(err, "credential lookup")
+	}
+	if cur.IsRevoked() {
+		return fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, cause, "this passkey has been revoked")
+	}
+	e := auditEvent("auth.clone_warning", airlock.OutcomeDenied, meta)
+	e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+	e.Details["stored_sign_count"] = cur.SignCount
+	e.Details["read_sign_count"] = cred.SignCount
+	e.Details["asserted_sign_count"] = asserted
+	e.Details["tier"] = int(tier)
+	e.Details["concurrent_use"] = true
+	if err := s.audit.Record(ctx, e); err != nil {
+		return err
+	}
+	return fail(airlock.EUNAUTHORIZED, ReasonClone, cause, "the passkey was used by another login at the same time (possible cloned authenticator)")
+}
+
 // effectiveTier is the user's tier limited by the credential's cap, then
 // stepped down further if the current tier policy (which may have changed
 // since enrolment) no longer admits the passkey there.
@@ -209,43 +254,38 @@ func (s *Service) effectiveTier(u *airlock.User, c *airlock.Credential) (airlock
 	if !t.Valid() {
 		return 0, false
 	}
-	f := credFacts{be: c.BackupEligible, format: c.AttestationFormat, aaguid: c.AAGUID}
+	f := credFacts{be: c.BackupEligible, format: c.AttestationFormat, attType: c.AttestationType, aaguid: c.AAGUID}
+	// The chain is not kept: the verdict recorded at enrolment stands for
+	// every tier. A credential without it serves no tier that requires
+	// attestation.
+	for i := range f.trusted {
+		f.trusted[i] = c.AttestationTrusted
+	}
 	cap, ok, _ := s.tierCap(t, f)
 	return cap, ok
 }
 
-// webauthnUser returns u with its unrevoked passkeys as go-webauthn
-// credentials. The backup-eligible flag handed to the library is the
-// asserted one: go-webauthn would refuse a change with a generic error
-// before Airlock could audit it, so Airlock compares it itself after the
-// signature verified (see FinishLogin).
-func (s *Service) webauthnUser(ctx context.Context, u *airlock.User, assertedBE bool) (webauthn.User, error) {
-	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
-	if err != nil {
-		return nil, err
+// webauthnCredential converts c to a go-webauthn credential. The
+// backup-eligible flag handed to the library is the asserted one:
+// go-webauthn would refuse a change with a generic error before Airlock
+// could audit it, so Airlock compares it itself after the signature
+// verified (see FinishLogin).
+func webauthnCredential(c *airlock.Credential, assertedBE bool) webauthn.Credential {
+	var aaguid []byte
+	if id, err := uuid.Parse(c.AAGUID); err == nil {
+		aaguid = id[:]
 	}
-	w := &waUser{u: u}
-	for _, c := range creds {
-		if c.IsRevoked() {
-			continue
-		}
-		var aaguid []byte
-		if id, err := uuid.Parse(c.AAGUID); err == nil {
-			aaguid = id[:]
-		}
-		transports := make([]protocol.AuthenticatorTransport, 0, len(c.Transports))
-		for _, t := range c.Transports {
-			transports = append(transports, protocol.AuthenticatorTransport(t))
-		}
-		w.creds = append(w.creds, webauthn.Credential{
-			ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType, AttestationFormat: c.AttestationFormat,
-			Transport: transports,
-			Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true,
-				BackupEligible: assertedBE, BackupState: c.BackupState},
-			Authenticator: webauthn.Authenticator{AAGUID: aaguid, SignCount: c.SignCount},
-		})
+	transports := make([]protocol.AuthenticatorTransport, 0, len(c.Transports))
+	for _, t := range c.Transports {
+		transports = append(transports, protocol.AuthenticatorTransport(t))
 	}
-	return w, nil
+	return webauthn.Credential{
+		ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType, AttestationFormat: c.AttestationFormat,
+		Transport: transports,
+		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true,
+			BackupEligible: assertedBE, BackupState: c.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: aaguid, SignCount: c.SignCount},
+	}
 }
 
 // recordLoginFailure audits "auth.login_failed". A failure to record is not
@@ -262,15 +302,19 @@ func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st 
 	if ceremonyID != "" {
 		e.Details["ceremony"] = ceremonyID
 	}
+	if !st.verified {
+		// The assertion did not verify (or was never checked): whoever it
+		// names as the owner is only claimed.
+		e.Details["owner_unverified"] = true
+	}
 	if st.credID != nil {
 		e.CredentialID = b64(st.credID)
 		if st.cred == nil {
 			// A check failed before the credential was looked up (UV, UP,
 			// origin…): name its claimed owner so the failure joins the
-			// user's trail. The assertion was not verified, so say so.
+			// user's trail.
 			if c, err := s.store.FindCredentialByID(ctx, st.credID); err == nil {
 				st.cred = c
-				e.Details["owner_unverified"] = true
 			}
 		}
 	}

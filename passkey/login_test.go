@@ -3,6 +3,7 @@ package passkey
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ func TestFinishLogin(t *testing.T) {
 		wantCount   uint32
 		wantAudited string // extra audit event type expected
 		wantOutcome string // its outcome
+		wantMsg     string // substring of the error message
+		notInMsg    []string
 	}{
 		{name: "ok-device-bound-tier0", tier: 0, wantTier: 0, wantAMR: []string{"hwk", "user", "mfa"}, wantCount: 1},
 		{name: "ok-device-bound-tier1", tier: 1, wantTier: 1, wantAMR: []string{"hwk", "user", "mfa"}, wantCount: 1},
@@ -71,6 +74,11 @@ func TestFinishLogin(t *testing.T) {
 		{name: "fail-ceremony-expired", before: func(e env) { e.h.clk.Advance(DefaultCeremonyTTL + time.Second) }, code: airlock.EEXPIRED, reason: ReasonExpired},
 		// W3
 		{name: "fail-origin-outside-allow-list", origin: "https://airlock.example.com.evil.net", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin},
+		{name: "fail-origin-with-path", origin: testOrigin + "/login", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a path"},
+		{name: "fail-origin-with-slash", origin: testOrigin + "/", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a path"},
+		{name: "fail-origin-with-query", origin: testOrigin + "?next=/admin", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a query"},
+		{name: "fail-origin-with-fragment", origin: testOrigin + "#top", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has a fragment"},
+		{name: "fail-origin-with-userinfo", origin: "https://alice:pw@airlock.example.com", code: airlock.EUNAUTHORIZED, reason: ReasonBadOrigin, wantMsg: "has user info"},
 		{name: "fail-top-origin-outside-allow-list", opts: func(env) []passkeytest.Option {
 			return []passkeytest.Option{passkeytest.WithTopOrigin("https://evil.example.com")}
 		}, code: airlock.EUNAUTHORIZED, reason: ReasonBadTopOrigin},
@@ -128,8 +136,30 @@ func TestFinishLogin(t *testing.T) {
 				e.h.tb.Fatal(err)
 			}
 		}, code: airlock.EUNAUTHORIZED, reason: ReasonCredentialRevoked},
-		{name: "fail-user-disabled", before: func(e env) { e.h.disableUser(e.u) }, code: airlock.EFORBIDDEN, reason: ReasonUserDisabled},
-		{name: "fail-device-revoked", before: func(e env) { e.h.setDeviceTrust(e.d, airlock.TrustRevoked) }, code: airlock.EFORBIDDEN, reason: ReasonDeviceRevoked},
+		{name: "fail-user-disabled", before: func(e env) { e.h.disableUser(e.u) }, code: airlock.EFORBIDDEN, reason: ReasonUserDisabled, wantMsg: "user alice is disabled"},
+		{name: "fail-device-revoked", before: func(e env) { e.h.setDeviceTrust(e.d, airlock.TrustRevoked) }, code: airlock.EFORBIDDEN, reason: ReasonDeviceRevoked, wantMsg: "device laptop is revoked"},
+		// Account state is revealed only to whoever proved possession of
+		// the key: with a bad signature the refusal is the signature's,
+		// generic, and the owner is recorded as unverified.
+		{name: "fail-user-disabled-and-bad-signature", before: func(e env) { e.h.disableUser(e.u) },
+			opts: func(env) []passkeytest.Option { return []passkeytest.Option{passkeytest.WithBadSignature()} },
+			code: airlock.EUNAUTHORIZED, reason: ReasonBadSignature, notInMsg: []string{"alice", "disabled"}},
+		{name: "fail-device-revoked-and-bad-signature", before: func(e env) { e.h.setDeviceTrust(e.d, airlock.TrustRevoked) },
+			opts: func(env) []passkeytest.Option { return []passkeytest.Option{passkeytest.WithBadSignature()} },
+			code: airlock.EUNAUTHORIZED, reason: ReasonBadSignature, notInMsg: []string{"laptop", "revoked"}},
+		{name: "fail-credential-revoked-and-bad-signature", before: func(e env) {
+			if err := e.h.store.RevokeCredential(e.h.ctx, e.cred.ID, e.h.clk.Now()); err != nil {
+				e.h.tb.Fatal(err)
+			}
+		}, opts: func(env) []passkeytest.Option { return []passkeytest.Option{passkeytest.WithBadSignature()} },
+			code: airlock.EUNAUTHORIZED, reason: ReasonBadSignature, notInMsg: []string{"revoked"}},
+		{name: "fail-user-disabled-and-other-users-handle", before: func(e env) { e.h.disableUser(e.u) },
+			opts: func(e env) []passkeytest.Option {
+				return []passkeytest.Option{passkeytest.WithUserHandle(e.other.Handle)}
+			}, code: airlock.EUNAUTHORIZED, reason: ReasonUserHandle, notInMsg: []string{"alice", "mallory", "disabled"}},
+		{name: "fail-user-disabled-and-uv-0", before: func(e env) { e.h.disableUser(e.u) },
+			opts: func(env) []passkeytest.Option { return flags(passkeytest.Flags{NoUserVerification: true}) },
+			code: airlock.EUNAUTHORIZED, reason: ReasonUVMissing, notInMsg: []string{"alice", "disabled"}},
 		{name: "fail-tier-policy-changed-since-enrolment", tier: 2, enrolFlags: passkeytest.Flags{BackupEligible: true},
 			opts: func(env) []passkeytest.Option { return flags(passkeytest.Flags{BackupEligible: true}) },
 			cfg:  nil, before: func(e env) {
@@ -204,6 +234,15 @@ func TestFinishLogin(t *testing.T) {
 			}
 
 			wantErr(t, err, tt.code, tt.reason)
+			msg := airlock.ErrorMessage(err)
+			if !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("message %q does not contain %q", msg, tt.wantMsg)
+			}
+			for _, leak := range tt.notInMsg {
+				if strings.Contains(msg, leak) {
+					t.Fatalf("message %q reveals %q before the signature verified", msg, leak)
+				}
+			}
 			// W12: nothing about the credential changed.
 			if c.SignCount != tt.enrolCount || !c.LastUsedAt.IsZero() || c.BackupState != res.Credential.BackupState {
 				t.Fatalf("credential changed by a failed login: count %d last used %v bs %t", c.SignCount, c.LastUsedAt, c.BackupState)
@@ -218,6 +257,10 @@ func TestFinishLogin(t *testing.T) {
 			if tt.reason != ReasonExpired && tt.reason != ReasonParse && tt.reason != ReasonUnknownCredential && ev[0].UserID != res.User.ID {
 				t.Fatalf("failure audit does not name the passkey's owner: %+v", ev[0])
 			}
+			// Before the signature verified, the owner is only claimed.
+			if unverified := ev[0].Details["owner_unverified"] == true; unverified != !postVerification[tt.reason] {
+				t.Fatalf("owner_unverified = %v for reason %s", ev[0].Details["owner_unverified"], tt.reason)
+			}
 			if len(h.aud.ofType("auth.login")) != 0 {
 				t.Fatal("auth.login recorded for a failed login")
 			}
@@ -230,6 +273,13 @@ func TestFinishLogin(t *testing.T) {
 			wantErr(t, err, airlock.EUNAUTHORIZED, ReasonUnknownCeremony)
 		})
 	}
+}
+
+// postVerification are the refusals that come after the assertion
+// signature verified.
+var postVerification = map[Reason]bool{
+	ReasonCredentialRevoked: true, ReasonUserDisabled: true, ReasonDeviceRevoked: true, ReasonDeviceMissing: true,
+	ReasonBEChanged: true, ReasonTierPolicy: true, ReasonClone: true,
 }
 
 func flags(f passkeytest.Flags) []passkeytest.Option {

@@ -20,10 +20,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -68,14 +71,26 @@ type TierPolicy struct {
 	// AllowSynced lets backup-eligible (BE=1, "synced") passkeys serve the
 	// tier. NIST SP 800-63B-4: syncable authenticators are not AAL3.
 	AllowSynced bool `yaml:"allow_synced" json:"allow_synced"`
-	// RequireAttestation requires an attestation statement that verified and
-	// whose format is not "none". Self attestation verifies and is accepted
-	// (no trust roots are configured); it proves the key, not the model.
+	// RequireAttestation admits only a passkey whose attestation proves its
+	// model: a statement that verified, whose format is not "none", whose
+	// type is not self attestation ("basic_surrogate"), and whose x5c
+	// certificate chain verifies against AttestationRoots. A self-signed
+	// batch certificate, or one chaining to any other CA, does not count.
+	// It needs AttestationRoots (New refuses it without).
 	RequireAttestation bool `yaml:"require_attestation" json:"require_attestation"`
+	// AttestationRoots are paths of PEM files holding the CA certificates
+	// (e.g. a vendor's FIDO attestation root) an attestation chain must
+	// verify against. New reads them; a file that cannot be read or holds
+	// no certificate is a configuration error. A credential whose chain
+	// verified against the roots of any tier is recorded as
+	// Credential.AttestationTrusted.
+	AttestationRoots []string `yaml:"attestation_roots" json:"attestation_roots"`
 	// AAGUIDs is an allow-list of authenticator models (UUID text, any case).
 	// Empty admits any; the AAGUID is recorded either way. A non-empty list is
-	// enforced whether or not RequireAttestation is set, but without
-	// attestation an AAGUID is only the authenticator's claim.
+	// enforced whether or not RequireAttestation is set, but only with
+	// RequireAttestation and AttestationRoots is the AAGUID vouched for by
+	// a trusted certificate: without them it is only the authenticator's
+	// own claim, which any software authenticator can make.
 	AAGUIDs []string `yaml:"aaguids" json:"aaguids"`
 }
 
@@ -189,7 +204,8 @@ func (s *Service) credLock(id []byte) *sync.Mutex {
 type tierRule struct {
 	allowSynced bool
 	requireAtt  bool
-	aaguids     []string // canonical lower-case UUID text
+	roots       *x509.CertPool // nil when the tier has no attestation roots
+	aaguids     []string       // canonical lower-case UUID text
 }
 
 // credParams are the only algorithms offered (W7): ES256, EdDSA, RS256.
@@ -200,8 +216,10 @@ var credParams = []protocol.CredentialParameter{
 }
 
 // New returns a Service. It reports a configuration error for a missing RP
-// ID, an empty or malformed origin list, a malformed AAGUID, bad device rules
-// or a nil dependency.
+// ID, an empty or malformed origin list, a malformed AAGUID, a tier that
+// requires attestation without attestation roots, an attestation roots file
+// that cannot be read or holds no certificate, bad device rules or a nil
+// dependency.
 func New(cfg Config, store airlock.Store, audit Auditor, notifier Notifier) (*Service, error) {
 	if store == nil || audit == nil || notifier == nil {
 		return nil, errors.New("passkey: store, auditor and notifier are required")
@@ -238,6 +256,16 @@ func New(cfg Config, store airlock.Store, audit Auditor, notifier Notifier) (*Se
 	s := &Service{cfg: cfg, store: store, audit: audit, notifier: notifier, now: cfg.Now}
 	for t, p := range cfg.Tiers {
 		r := tierRule{allowSynced: p.AllowSynced, requireAtt: p.RequireAttestation}
+		if p.RequireAttestation && len(p.AttestationRoots) == 0 {
+			return nil, fmt.Errorf("passkey: tiers[%d].require_attestation needs attestation_roots: without a trust root an attestation proves nothing", t)
+		}
+		if len(p.AttestationRoots) > 0 {
+			pool, err := loadRoots(t, p.AttestationRoots)
+			if err != nil {
+				return nil, err
+			}
+			r.roots = pool
+		}
 		for _, a := range p.AAGUIDs {
 			id, err := uuid.Parse(strings.TrimSpace(a))
 			if err != nil {
@@ -277,6 +305,38 @@ func New(cfg Config, store airlock.Store, audit Auditor, notifier Notifier) (*Se
 	s.wa = wa
 	s.rpIDHash = sha256.Sum256([]byte(cfg.RPID))
 	return s, nil
+}
+
+// loadRoots reads the PEM files of tier t's attestation roots into a pool.
+func loadRoots(t int, paths []string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("passkey: tiers[%d].attestation_roots: cannot read %s: %w", t, path, err)
+		}
+		n := 0
+		for rest := data; ; {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			if b.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("passkey: tiers[%d].attestation_roots: %s: certificate %d: %w", t, path, n+1, err)
+			}
+			pool.AddCert(c)
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("passkey: tiers[%d].attestation_roots: %s holds no PEM CERTIFICATE", t, path)
+		}
+	}
+	return pool, nil
 }
 
 func validateOrigin(o string) error {
@@ -324,6 +384,7 @@ const (
 	ReasonDeviceNotCompliant Reason = "device_not_compliant"
 	ReasonDeviceRevoked      Reason = "device_revoked"
 	ReasonDeviceMissing      Reason = "device_missing"
+	ReasonDeviceOwnerChanged Reason = "device_owner_changed"
 	ReasonUnknownCredential  Reason = "unknown_credential"
 	ReasonCredentialRevoked  Reason = "credential_revoked"
 	ReasonNoUserHandle       Reason = "no_user_handle"
@@ -331,6 +392,7 @@ const (
 	ReasonBEChanged          Reason = "be_changed"
 	ReasonClone              Reason = "clone"
 	ReasonNotifyFailed       Reason = "notify_failed"
+	ReasonRollbackFailed     Reason = "rollback_failed"
 	ReasonStore              Reason = "store"
 )
 

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/url"
+	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
@@ -37,6 +39,13 @@ func (s *Service) checkClientData(cd *protocol.CollectedClientData, want protoco
 	if !protocol.IsOriginInHaystack(cd.Origin, s.cfg.Origins) {
 		return fail(airlock.EUNAUTHORIZED, ReasonBadOrigin, nil, "origin %q is not an allowed origin", clip(cd.Origin))
 	}
+	// The library compares only scheme and host[:port]. An origin is
+	// exactly scheme://host[:port]: browsers never send a path, query,
+	// fragment or user info, so a response carrying one was not made by
+	// a browser for this page.
+	if err := exactOrigin(cd.Origin); err != nil {
+		return err
+	}
 	// §7.1 step 10 / §7.2 step 14 (W3): a top origin must be allowed too;
 	// Airlock is never framed by another origin, so cross-origin ceremonies
 	// are refused altogether.
@@ -45,6 +54,30 @@ func (s *Service) checkClientData(cd *protocol.CollectedClientData, want protoco
 	}
 	if cd.CrossOrigin || cd.TopOrigin != "" {
 		return fail(airlock.EUNAUTHORIZED, ReasonCrossOrigin, nil, "cross-origin (embedded) ceremonies are not allowed")
+	}
+	return nil
+}
+
+// exactOrigin refuses an origin with a path (even "/"), a query, a
+// fragment or user info (W3).
+func exactOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fail(airlock.EUNAUTHORIZED, ReasonBadOrigin, err, "origin %q is not a valid origin", clip(origin))
+	}
+	var extra string
+	switch {
+	case u.User != nil:
+		extra = "user info"
+	case u.Path != "" || u.RawPath != "" || u.Opaque != "":
+		extra = "a path"
+	case u.RawQuery != "" || u.ForceQuery:
+		extra = "a query"
+	case u.Fragment != "" || strings.Contains(origin, "#"):
+		extra = "a fragment"
+	}
+	if extra != "" {
+		return fail(airlock.EUNAUTHORIZED, ReasonBadOrigin, nil, "origin %q has %s; an origin is only scheme://host[:port]", clip(origin), extra)
 	}
 	return nil
 }

@@ -9,8 +9,8 @@ import (
 )
 
 const credentialColumns = `id, user_id, device_id, name, aaguid, attestation_format, attestation_type,
-	public_key, algorithm, transports, backup_eligible, backup_state, sign_count, tier_cap, created_at,
-	last_used_at, revoked_at`
+	attestation_trusted, public_key, algorithm, transports, backup_eligible, backup_state, sign_count,
+	tier_cap, created_at, last_used_at, revoked_at`
 
 // CreateCredential inserts c. A credential id registered before, to any
 // user, is ECONFLICT; an empty id is EINVALID. It does not check that the
@@ -19,13 +19,37 @@ func (s *Store) CreateCredential(ctx context.Context, c *airlock.Credential) err
 	if len(c.ID) == 0 {
 		return airlock.Errorf(airlock.EINVALID, "sqlite: empty credential id")
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.write(ctx, func(tx *sql.Tx) error { return insertCredential(ctx, tx, c) })
+}
+
+func insertCredential(ctx context.Context, tx *sql.Tx, c *airlock.Credential) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO credentials (`+credentialColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.UserID, c.DeviceID, c.Name, c.AAGUID, c.AttestationFormat, c.AttestationType,
-		blob(c.PublicKey), c.Algorithm, encodeStrings(c.Transports), boolInt(c.BackupEligible),
-		boolInt(c.BackupState), int64(c.SignCount), int64(c.TierCap), micros(c.CreatedAt),
-		micros(c.LastUsedAt), micros(c.RevokedAt))
+		boolInt(c.AttestationTrusted), blob(c.PublicKey), c.Algorithm, encodeStrings(c.Transports),
+		boolInt(c.BackupEligible), boolInt(c.BackupState), int64(c.SignCount), int64(c.TierCap),
+		micros(c.CreatedAt), micros(c.LastUsedAt), micros(c.RevokedAt))
 	return dbError("create credential", err)
+}
+
+// EnrolCredential marks enrolment token tokenID used at at and inserts c,
+// in one transaction: a token already used is ECONFLICT, a duplicate
+// credential id ECONFLICT, a missing token ENOTFOUND, an empty id or a zero
+// at EINVALID; on any error nothing is written. It does not check the
+// token's expiry, user or device: the caller does.
+func (s *Store) EnrolCredential(ctx context.Context, tokenID string, c *airlock.Credential, at time.Time) error {
+	if len(c.ID) == 0 {
+		return airlock.Errorf(airlock.EINVALID, "sqlite: empty credential id")
+	}
+	if at.IsZero() {
+		return airlock.Errorf(airlock.EINVALID, "sqlite: zero token use time")
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := useToken(ctx, tx, tokenID, at); err != nil {
+			return err
+		}
+		return insertCredential(ctx, tx, c)
+	})
 }
 
 // FindCredentialByID returns the credential with id, revoked or not, or
@@ -67,22 +91,35 @@ func (s *Store) ListCredentialsByUser(ctx context.Context, userID string) ([]*ai
 	return creds, nil
 }
 
-// UpdateCredentialUse records a successful assertion: the new sign count,
-// backup state and last-used time. It does not check that the count grew
-// or that the credential is unrevoked: the caller does. A missing
-// credential is ENOTFOUND.
-func (s *Store) UpdateCredentialUse(ctx context.Context, id []byte, signCount uint32, backupState bool, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE credentials SET sign_count = ?, backup_state = ?, last_used_at = ?
-		WHERE id = ?`, int64(signCount), boolInt(backupState), micros(at), id)
-	if err != nil {
-		return dbError("update credential", err)
-	}
-	if n, err := rowsAffected(res, "update credential"); err != nil {
-		return err
-	} else if n == 0 {
-		return notFound("credential")
-	}
-	return nil
+// UpdateCredentialUse records a successful assertion — the new sign count,
+// backup state and last-used time — provided the credential is not revoked
+// and its stored sign count is still oldCount (a compare-and-set, so that of
+// two logins racing on one count, in any process, one wins). Otherwise
+// nothing is written: a missing credential is ENOTFOUND, a revoked one or a
+// changed count ECONFLICT. It does not check that the count grew: the
+// caller does.
+func (s *Store) UpdateCredentialUse(ctx context.Context, id []byte, oldCount, newCount uint32, backupState bool, at time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE credentials SET sign_count = ?, backup_state = ?, last_used_at = ?
+			WHERE id = ? AND revoked_at = 0 AND sign_count = ?`,
+			int64(newCount), boolInt(backupState), micros(at), id, int64(oldCount))
+		if err != nil {
+			return dbError("update credential", err)
+		}
+		if n, err := rowsAffected(res, "update credential"); err != nil {
+			return err
+		} else if n == 1 {
+			return nil
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE id = ?`, id).Scan(&n); err != nil {
+			return dbError("update credential", err)
+		}
+		if n == 0 {
+			return notFound("credential")
+		}
+		return airlock.Errorf(airlock.ECONFLICT, "sqlite: credential revoked or used concurrently")
+	})
 }
 
 // RevokeCredential sets RevokedAt to at; revoking a revoked credential keeps
@@ -116,7 +153,7 @@ func scanCredential(row scanner) (*airlock.Credential, error) {
 		created, used, revoked int64
 	)
 	if err := row.Scan(&c.ID, &c.UserID, &c.DeviceID, &c.Name, &c.AAGUID, &c.AttestationFormat,
-		&c.AttestationType, &c.PublicKey, &c.Algorithm, &transports, &c.BackupEligible, &c.BackupState,
+		&c.AttestationType, &c.AttestationTrusted, &c.PublicKey, &c.Algorithm, &transports, &c.BackupEligible, &c.BackupState,
 		&signCount, &tierCap, &created, &used, &revoked); err != nil {
 		return nil, err
 	}

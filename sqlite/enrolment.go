@@ -50,25 +50,29 @@ func (s *Store) UseEnrolmentToken(ctx context.Context, id string, at time.Time) 
 	if at.IsZero() {
 		return airlock.Errorf(airlock.EINVALID, "sqlite: zero token use time")
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE enrolment_tokens SET used_at = ? WHERE id = ? AND used_at = 0`, micros(at), id)
-		if err != nil {
-			return dbError("use enrolment token", err)
-		}
-		if n, err := rowsAffected(res, "use enrolment token"); err != nil {
-			return err
-		} else if n == 1 {
-			return nil
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM enrolment_tokens WHERE id = ?`, id).Scan(&n); err != nil {
-			return dbError("use enrolment token", err)
-		}
-		if n == 0 {
-			return notFound("enrolment token")
-		}
-		return airlock.Errorf(airlock.ECONFLICT, "sqlite: enrolment token already used")
-	})
+	return s.write(ctx, func(tx *sql.Tx) error { return useToken(ctx, tx, id, at) })
+}
+
+// useToken marks token id used at at inside tx: ECONFLICT if it was used
+// already, ENOTFOUND if it does not exist.
+func useToken(ctx context.Context, tx *sql.Tx, id string, at time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE enrolment_tokens SET used_at = ? WHERE id = ? AND used_at = 0`, micros(at), id)
+	if err != nil {
+		return dbError("use enrolment token", err)
+	}
+	if n, err := rowsAffected(res, "use enrolment token"); err != nil {
+		return err
+	} else if n == 1 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM enrolment_tokens WHERE id = ?`, id).Scan(&n); err != nil {
+		return dbError("use enrolment token", err)
+	}
+	if n == 0 {
+		return notFound("enrolment token")
+	}
+	return airlock.Errorf(airlock.ECONFLICT, "sqlite: enrolment link already used")
 }
 
 // ListEnrolmentTokens returns every token, used and expired ones included,

@@ -170,7 +170,7 @@ func TestMigrations(t *testing.T) {
 }
 
 // TestUpgradeFrom0001 opens a database made by the first schema alone, with
-// rows in it, and checks that migration 0002 upgrades it in place.
+// rows in it, and checks that migrations 0002 and 0003 upgrade it in place.
 func TestUpgradeFrom0001(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "airlock.db")
@@ -215,6 +215,10 @@ func TestUpgradeFrom0001(t *testing.T) {
 	}
 	if ok, err := s.HasActiveTier0Admin(ctx); err != nil || !ok {
 		t.Errorf("HasActiveTier0Admin on the upgraded database = %v, %v; want true", ok, err)
+	}
+	// Migration 0003: credentials enrolled before it never had a trust root.
+	if c, err := s.FindCredentialByID(ctx, []byte{1, 2}); err != nil || c.AttestationTrusted {
+		t.Errorf("upgraded credential: %+v, %v; want AttestationTrusted false", c, err)
 	}
 	u.DisplayName = "Alice A."
 	if err := s.UpdateUser(ctx, u); err != nil || u.Version != 1 {

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,23 +13,24 @@ import (
 
 func fullCredential(id []byte, userID string, created time.Time) *airlock.Credential {
 	return &airlock.Credential{
-		ID:                id,
-		UserID:            userID,
-		DeviceID:          "d-1",
-		Name:              "YubiKey 5C",
-		AAGUID:            "ee882879-721c-4913-9775-3dfcce97072a",
-		AttestationFormat: "packed",
-		AttestationType:   "basic_full",
-		PublicKey:         bytesOf(0xa5, 77),
-		Algorithm:         -7,
-		Transports:        []string{"usb", "nfc"},
-		BackupEligible:    true,
-		BackupState:       true,
-		SignCount:         math.MaxUint32,
-		TierCap:           1,
-		CreatedAt:         created,
-		LastUsedAt:        created.Add(time.Minute).In(elsewhere),
-		RevokedAt:         created.Add(time.Hour),
+		ID:                 id,
+		UserID:             userID,
+		DeviceID:           "d-1",
+		Name:               "YubiKey 5C",
+		AAGUID:             "ee882879-721c-4913-9775-3dfcce97072a",
+		AttestationFormat:  "packed",
+		AttestationType:    "basic_full",
+		AttestationTrusted: true,
+		PublicKey:          bytesOf(0xa5, 77),
+		Algorithm:          -7,
+		Transports:         []string{"usb", "nfc"},
+		BackupEligible:     true,
+		BackupState:        true,
+		SignCount:          math.MaxUint32,
+		TierCap:            1,
+		CreatedAt:          created,
+		LastUsedAt:         created.Add(time.Minute).In(elsewhere),
+		RevokedAt:          created.Add(time.Hour),
 	}
 }
 
@@ -91,7 +94,7 @@ func testCredentials(t *testing.T, open func(t *testing.T) airlock.Store) {
 		missing := bytesOf(1, 31)
 		_, err := s.FindCredentialByID(ctx, missing)
 		wantCode(t, "FindCredentialByID", err, airlock.ENOTFOUND)
-		wantCode(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, missing, 1, false, t0), airlock.ENOTFOUND)
+		wantCode(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, missing, 0, 1, false, t0), airlock.ENOTFOUND)
 		wantCode(t, "RevokeCredential", s.RevokeCredential(ctx, missing, t0), airlock.ENOTFOUND)
 	})
 
@@ -123,13 +126,13 @@ func testCredentials(t *testing.T, open func(t *testing.T) airlock.Store) {
 		other := liveCredential(bytesOf(2, 16), "u-1", t0)
 		must(t, "CreateCredential", s.CreateCredential(ctx, c))
 		must(t, "CreateCredential", s.CreateCredential(ctx, other))
-		must(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, c.ID, 42, false, at(time.Hour)))
+		must(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, c.ID, math.MaxUint32, 42, false, at(time.Hour)))
 		want := *c
 		want.SignCount, want.BackupState, want.LastUsedAt = 42, false, at(time.Hour)
 		got, err := s.FindCredentialByID(ctx, c.ID)
 		must(t, "FindCredentialByID", err)
 		checkEqual(t, "used credential", &want, got)
-		must(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, c.ID, math.MaxUint32, true, at(2*time.Hour)))
+		must(t, "UpdateCredentialUse", s.UpdateCredentialUse(ctx, c.ID, 42, math.MaxUint32, true, at(2*time.Hour)))
 		got, err = s.FindCredentialByID(ctx, c.ID)
 		must(t, "FindCredentialByID", err)
 		if got.SignCount != math.MaxUint32 || !got.BackupState || !got.LastUsedAt.Equal(at(2*time.Hour)) {
@@ -138,6 +141,74 @@ func testCredentials(t *testing.T, open func(t *testing.T) airlock.Store) {
 		gotOther, err := s.FindCredentialByID(ctx, other.ID)
 		must(t, "FindCredentialByID", err)
 		checkEqual(t, "untouched credential", other, gotOther)
+	})
+
+	t.Run("fail-update-use-stale-count", func(t *testing.T) {
+		s := open(t)
+		c := liveCredential(bytesOf(1, 16), "u-1", t0)
+		c.SignCount = 7
+		must(t, "CreateCredential", s.CreateCredential(ctx, c))
+		for _, old := range []uint32{6, 8, 0} {
+			wantCode(t, fmt.Sprintf("UpdateCredentialUse (old count %d, stored 7)", old),
+				s.UpdateCredentialUse(ctx, c.ID, old, 9, true, at(time.Hour)), airlock.ECONFLICT)
+		}
+		got, err := s.FindCredentialByID(ctx, c.ID)
+		must(t, "FindCredentialByID", err)
+		checkEqual(t, "credential after refused updates", c, got)
+	})
+
+	t.Run("fail-update-use-revoked", func(t *testing.T) {
+		s := open(t)
+		c := liveCredential(bytesOf(1, 16), "u-1", t0)
+		c.SignCount = 7
+		must(t, "CreateCredential", s.CreateCredential(ctx, c))
+		must(t, "RevokeCredential", s.RevokeCredential(ctx, c.ID, at(time.Minute)))
+		wantCode(t, "UpdateCredentialUse (revoked)", s.UpdateCredentialUse(ctx, c.ID, 7, 8, true, at(time.Hour)), airlock.ECONFLICT)
+		got, err := s.FindCredentialByID(ctx, c.ID)
+		must(t, "FindCredentialByID", err)
+		want := *c
+		want.RevokedAt = at(time.Minute)
+		checkEqual(t, "revoked credential after a refused update", &want, got)
+	})
+
+	t.Run("update-use-concurrently", func(t *testing.T) {
+		s := open(t)
+		c := liveCredential(bytesOf(1, 16), "u-1", t0)
+		c.SignCount = 7
+		must(t, "CreateCredential", s.CreateCredential(ctx, c))
+		const racers = 12
+		for round := range uint32(3) {
+			old := 7 + round*100
+			var wg sync.WaitGroup
+			errs := make([]error, racers)
+			for r := range racers {
+				wg.Go(func() {
+					errs[r] = s.UpdateCredentialUse(ctx, c.ID, old, old+100, false, at(time.Duration(r+1)*time.Second))
+				})
+			}
+			wg.Wait()
+			won := -1
+			for r, err := range errs {
+				switch airlock.ErrorCode(err) {
+				case "":
+					if won >= 0 {
+						t.Errorf("round %d: racers %d and %d both updated from count %d", round, won, r, old)
+					}
+					won = r
+				case airlock.ECONFLICT:
+				default:
+					t.Errorf("round %d: racer %d: %v, want nil or ECONFLICT", round, r, err)
+				}
+			}
+			if won < 0 {
+				t.Fatalf("round %d: nobody updated the credential", round)
+			}
+			got, err := s.FindCredentialByID(ctx, c.ID)
+			must(t, "FindCredentialByID", err)
+			if got.SignCount != old+100 || !got.LastUsedAt.Equal(at(time.Duration(won+1)*time.Second)) {
+				t.Errorf("round %d: count %d last used %v; want %d and the winner's time", round, got.SignCount, got.LastUsedAt, old+100)
+			}
+		}
 	})
 
 	t.Run("revoke-keeps-first-time", func(t *testing.T) {

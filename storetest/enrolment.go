@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -133,6 +134,101 @@ func testEnrolmentTokens(t *testing.T, open func(t *testing.T) airlock.Store) {
 			if !got.UsedAt.Equal(at(time.Duration(won+1) * time.Second)) {
 				t.Errorf("%s: UsedAt %v is not the winner's time", id, got.UsedAt)
 			}
+		}
+	})
+
+	t.Run("enrol-credential", func(t *testing.T) {
+		s := open(t)
+		tok := unusedToken("t-1", t0)
+		must(t, "CreateEnrolmentToken", s.CreateEnrolmentToken(ctx, tok))
+		c := fullCredential(bytesOf(1, 32), "u-1", t0)
+		c.RevokedAt = time.Time{}
+		must(t, "EnrolCredential", s.EnrolCredential(ctx, tok.ID, c, at(time.Minute)))
+		got, err := s.FindCredentialByID(ctx, c.ID)
+		must(t, "FindCredentialByID", err)
+		checkEqual(t, "enrolled credential", c, got)
+		gotTok, err := s.FindEnrolmentTokenByID(ctx, tok.ID)
+		must(t, "FindEnrolmentTokenByID", err)
+		if !gotTok.UsedAt.Equal(at(time.Minute)) {
+			t.Errorf("token UsedAt = %v, want %v", gotTok.UsedAt, at(time.Minute))
+		}
+	})
+
+	t.Run("fail-enrol-credential-token-used", func(t *testing.T) {
+		s := open(t)
+		tok := unusedToken("t-1", t0)
+		must(t, "CreateEnrolmentToken", s.CreateEnrolmentToken(ctx, tok))
+		must(t, "UseEnrolmentToken", s.UseEnrolmentToken(ctx, tok.ID, at(time.Minute)))
+		c := liveCredential(bytesOf(1, 32), "u-1", t0)
+		wantCode(t, "EnrolCredential (used token)", s.EnrolCredential(ctx, tok.ID, c, at(2*time.Minute)), airlock.ECONFLICT)
+		_, err := s.FindCredentialByID(ctx, c.ID)
+		wantCode(t, "FindCredentialByID after a refused enrolment", err, airlock.ENOTFOUND)
+		got, err := s.FindEnrolmentTokenByID(ctx, tok.ID)
+		must(t, "FindEnrolmentTokenByID", err)
+		if !got.UsedAt.Equal(at(time.Minute)) {
+			t.Errorf("refused enrolment changed UsedAt to %v", got.UsedAt)
+		}
+		wantCode(t, "EnrolCredential (missing token)", s.EnrolCredential(ctx, "t-404", liveCredential(bytesOf(2, 32), "u-1", t0), at(time.Minute)), airlock.ENOTFOUND)
+		_, err = s.FindCredentialByID(ctx, bytesOf(2, 32))
+		wantCode(t, "FindCredentialByID after a missing token", err, airlock.ENOTFOUND)
+	})
+
+	t.Run("fail-enrol-credential-duplicate-id-keeps-token-unused", func(t *testing.T) {
+		s := open(t)
+		first := liveCredential(bytesOf(1, 32), "u-1", t0)
+		must(t, "CreateCredential", s.CreateCredential(ctx, first))
+		tok := unusedToken("t-1", t0)
+		must(t, "CreateEnrolmentToken", s.CreateEnrolmentToken(ctx, tok))
+		dup := liveCredential(bytesOf(1, 32), "u-2", at(time.Hour))
+		wantCode(t, "EnrolCredential (duplicate id)", s.EnrolCredential(ctx, tok.ID, dup, at(time.Minute)), airlock.ECONFLICT)
+		got, err := s.FindEnrolmentTokenByID(ctx, tok.ID)
+		must(t, "FindEnrolmentTokenByID", err)
+		if !got.UsedAt.IsZero() {
+			t.Errorf("token used (at %v) by an enrolment whose credential was refused", got.UsedAt)
+		}
+		gotCred, err := s.FindCredentialByID(ctx, first.ID)
+		must(t, "FindCredentialByID", err)
+		checkEqual(t, "existing credential", first, gotCred)
+	})
+
+	t.Run("enrol-credential-concurrently", func(t *testing.T) {
+		s := open(t)
+		tok := unusedToken("t-1", t0)
+		must(t, "CreateEnrolmentToken", s.CreateEnrolmentToken(ctx, tok))
+		const racers = 12
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		for r := range racers {
+			wg.Go(func() {
+				errs[r] = s.EnrolCredential(ctx, tok.ID, liveCredential(bytesOf(byte(r), 32), "u-1", t0), at(time.Duration(r+1)*time.Second))
+			})
+		}
+		wg.Wait()
+		won := -1
+		for r, err := range errs {
+			switch airlock.ErrorCode(err) {
+			case "":
+				if won >= 0 {
+					t.Errorf("racers %d and %d both enrolled with one token", won, r)
+				}
+				won = r
+			case airlock.ECONFLICT:
+			default:
+				t.Errorf("racer %d: %v, want nil or ECONFLICT", r, err)
+			}
+		}
+		if won < 0 {
+			t.Fatal("nobody enrolled")
+		}
+		list, err := s.ListCredentialsByUser(ctx, "u-1")
+		must(t, "ListCredentialsByUser", err)
+		if len(list) != 1 || !bytes.Equal(list[0].ID, bytesOf(byte(won), 32)) {
+			t.Errorf("%d credentials stored, want only the winner's", len(list))
+		}
+		got, err := s.FindEnrolmentTokenByID(ctx, tok.ID)
+		must(t, "FindEnrolmentTokenByID", err)
+		if !got.UsedAt.Equal(at(time.Duration(won+1) * time.Second)) {
+			t.Errorf("UsedAt %v is not the winner's time", got.UsedAt)
 		}
 	})
 

@@ -24,6 +24,14 @@
 //     and no error; EndUserSessions and EndDeviceSessions return the ended
 //     IDs in any order, and leave sessions that had already ended as they
 //     were.
+//   - UpdateCredentialUse is a compare-and-set on (not revoked, sign count =
+//     oldCount): a stale count or a revoked credential is ECONFLICT with
+//     nothing written, and of N concurrent updates from the same old count
+//     exactly one succeeds.
+//   - EnrolCredential is all or nothing: a used token or a duplicate
+//     credential id is ECONFLICT and leaves both the token (unused, or as
+//     it was) and the credentials table unchanged; of N concurrent calls on
+//     one token exactly one succeeds.
 //   - Update* ignore the immutable fields (ID, Name, Handle, CreatedAt …).
 //   - Versions: CreateUser/CreateDevice store the caller's Version as given
 //     (any value, normally 0). UpdateUser/UpdateDevice require the stored

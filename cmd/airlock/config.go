@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,6 +114,15 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 			dec.KnownFields(true)
 			if err := dec.Decode(&cfg); err != nil {
 				return cfg, fmt.Errorf("config %s: %w", path, err)
+			}
+			// Files named in the config are relative to the config file.
+			base := filepath.Dir(path)
+			for t := range cfg.Tiers {
+				for i, root := range cfg.Tiers[t].AttestationRoots {
+					if !filepath.IsAbs(root) {
+						cfg.Tiers[t].AttestationRoots[i] = filepath.Join(base, root)
+					}
+				}
 			}
 		}
 		override := func(dst *string, env, flagVal string) {

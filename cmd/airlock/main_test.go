@@ -270,6 +270,12 @@ func TestConfigPrecedenceAndValidation(t *testing.T) {
 			}
 		})
 	}
+	rootsCfg := filepath.Join(dir, "roots.yaml")
+	os.WriteFile(rootsCfg, []byte("tiers:\n  - {require_attestation: true, attestation_roots: [roots/ca.pem, /abs/ca.pem]}\n  - {}\n  - {allow_synced: true}\n"), 0o600)
+	rc, err := resolve(map[string]string{"AIRLOCK_LISTEN": ""}, "--config", rootsCfg)
+	if err != nil || rc.Tiers[0].AttestationRoots[0] != filepath.Join(dir, "roots/ca.pem") || rc.Tiers[0].AttestationRoots[1] != "/abs/ca.pem" {
+		t.Fatalf("attestation roots not resolved against the config file: %v %v", rc.Tiers[0].AttestationRoots, err)
+	}
 	norm, err := resolve(map[string]string{"AIRLOCK_LISTEN": ""}, "--origin", "http://localhost:9999/")
 	if err != nil || norm.Origins[0] != "http://localhost:9999" {
 		t.Fatalf("trailing slash not normalised: %v %v", norm.Origins, err)

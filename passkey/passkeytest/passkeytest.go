@@ -6,14 +6,16 @@
 // PublicKeyCredential JSON a browser's credential.toJSON() would give. The
 // plain path is github.com/descope/virtualwebauthn, unchanged; knobs that
 // virtualwebauthn lacks (a wrong clientData type, a top origin, attestation
-// "none", other algorithms, a tampered signature) are served by an encoder in
-// this package that signs exactly what it sends, so each negative test
-// exercises the check it names and nothing else.
+// "none", packed full attestation with an x5c chain, other algorithms, a
+// tampered signature) are served by an encoder in this package that signs
+// exactly what it sends, so each negative test exercises the check it names
+// and nothing else.
 //
 // It is not a secure authenticator: keys live in memory in the clear.
 package passkeytest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -22,13 +24,17 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"sync"
+	"time"
 
 	"github.com/descope/virtualwebauthn"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
@@ -70,6 +76,13 @@ type Authenticator struct {
 	// Format is the attestation statement format: "packed" (self
 	// attestation; the default) or "none".
 	Format string
+	// AttestationCA and AttestationCAKey, when both are set, make "packed"
+	// registrations use full (basic) attestation: a fresh attestation
+	// certificate meeting WebAuthn §8.2.1, issued by AttestationCA, in x5c
+	// (followed by AttestationCA itself when it is an intermediate, i.e.
+	// not self-signed). See NewAttestationCA.
+	AttestationCA    *x509.Certificate
+	AttestationCAKey crypto.Signer
 
 	mu    sync.Mutex
 	creds []*Credential
@@ -141,6 +154,9 @@ type options struct {
 	format         string
 	ignoreExcluded bool
 	aaguid         *[16]byte
+	attCA          *x509.Certificate
+	attCAKey       crypto.Signer
+	selfSignedAtt  bool
 }
 
 // Option changes one Register or Assert call.
@@ -197,6 +213,17 @@ func WithFormat(format string) Option { return func(o *options) { o.format = for
 
 // WithAAGUID reports aaguid instead of the authenticator's.
 func WithAAGUID(aaguid [16]byte) Option { return func(o *options) { o.aaguid = &aaguid } }
+
+// WithAttestationCA makes Register send packed full attestation whose
+// attestation certificate is issued by ca (see Authenticator.AttestationCA).
+func WithAttestationCA(ca *x509.Certificate, key crypto.Signer) Option {
+	return func(o *options) { o.attCA, o.attCAKey = ca, key }
+}
+
+// WithSelfSignedBatchCertificate makes Register send packed full
+// attestation whose x5c is one self-signed attestation certificate, as
+// Chromium's virtual authenticator does (go-webauthn: "basic_full").
+func WithSelfSignedBatchCertificate() Option { return func(o *options) { o.selfSignedAtt = true } }
 
 // IgnoreExcluded makes Register ignore excludeCredentials.
 func IgnoreExcluded() Option { return func(o *options) { o.ignoreExcluded = true } }
@@ -323,8 +350,14 @@ func (a *Authenticator) Register(origin string, creationOptionsJSON []byte, opts
 		hashRPID = *o.rpID
 	}
 
+	attCA, attCAKey := a.AttestationCA, a.AttestationCAKey
+	if o.attCA != nil {
+		attCA, attCAKey = o.attCA, o.attCAKey
+	}
+	full := format == "packed" && (o.selfSignedAtt || (attCA != nil && attCAKey != nil))
+
 	var out []byte
-	if cred.vw != nil && format == "packed" && o.clientType == nil && !o.crossOrigin && !o.tamperSig {
+	if cred.vw != nil && format == "packed" && !full && o.clientType == nil && !o.crossOrigin && !o.tamperSig {
 		// The plain path: virtualwebauthn as it is.
 		rp := virtualwebauthn.RelyingParty{ID: hashRPID, Origin: origin}
 		auth := virtualwebauthn.Authenticator{Aaguid: aaguid, Options: virtualwebauthn.AuthenticatorOptions{
@@ -350,7 +383,28 @@ func (a *Authenticator) Register(origin string, creationOptionsJSON []byte, opts
 		authData = append(authData, cred.ID...)
 		authData = append(authData, cred.cose...)
 		stmt := map[string]any{}
-		if format != "none" {
+		switch {
+		case full:
+			var x5c [][]byte
+			var batchKey *ecdsa.PrivateKey
+			if o.selfSignedAtt {
+				x5c, batchKey, err = attestationCertificate(aaguid, nil, nil)
+			} else {
+				x5c, batchKey, err = attestationCertificate(aaguid, attCA, attCAKey)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			d := sha256.Sum256(signedData(authData, cdj))
+			sig, err := ecdsa.SignASN1(rand.Reader, batchKey, d[:])
+			if err != nil {
+				return nil, nil, err
+			}
+			if o.tamperSig {
+				sig[len(sig)-1] ^= 1
+			}
+			stmt = map[string]any{"alg": int64(ES256), "sig": sig, "x5c": x5c}
+		case format != "none":
 			sig, err := cred.sign(signedData(authData, cdj))
 			if err != nil {
 				return nil, nil, err
@@ -617,4 +671,105 @@ func newCredential(alg Alg) (*Credential, error) {
 func pad(n *big.Int, size int) []byte {
 	b := make([]byte, size)
 	return n.FillBytes(b)
+}
+
+// oidFIDOAAGUID is id-fido-gen-ce-aaguid (WebAuthn §8.2.1).
+var oidFIDOAAGUID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 45724, 1, 1, 4}
+
+// Validity of the certificates made here: wide enough for the real clock
+// (go-webauthn checks x5c against time.Now) and any test clock.
+var (
+	certNotBefore = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	certNotAfter  = time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+}
+
+// NewAttestationCA returns a self-signed root CA certificate named cn and
+// its ECDSA P-256 key, for AttestationCA and for a relying party's
+// attestation roots. With parent and parentKey set it returns an
+// intermediate CA issued by parent instead.
+func NewAttestationCA(cn string, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, crypto.Signer, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{Country: []string{"US"}, Organization: []string{"Airlock Test Authenticators"}, CommonName: cn},
+		NotBefore:    certNotBefore, NotAfter: certNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	issuer, issuerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		issuer, issuerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// CertificatesPEM encodes certs as PEM CERTIFICATE blocks.
+func CertificatesPEM(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// attestationCertificate makes a fresh batch key and an attestation
+// certificate for it that meets WebAuthn §8.2.1 (version 3; subject C, O,
+// OU "Authenticator Attestation", CN; basic constraints CA=false; the
+// id-fido-gen-ce-aaguid extension, not critical, with the AAGUID as an
+// OCTET STRING), issued by ca, or self-signed when ca is nil. It returns
+// x5c: the certificate, then ca if ca is an intermediate.
+func attestationCertificate(aaguid [16]byte, ca *x509.Certificate, caKey crypto.Signer) ([][]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, err
+	}
+	ext, err := asn1.Marshal(aaguid[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject: pkix.Name{Country: []string{"US"}, Organization: []string{"Airlock Test Authenticators"},
+			OrganizationalUnit: []string{"Authenticator Attestation"}, CommonName: "Airlock passkeytest batch"},
+		NotBefore: certNotBefore, NotAfter: certNotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: false,
+		ExtraExtensions: []pkix.Extension{{Id: oidFIDOAAGUID, Value: ext}},
+	}
+	issuer, issuerKey := tmpl, crypto.Signer(key)
+	if ca != nil {
+		issuer, issuerKey = ca, caKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	x5c := [][]byte{der}
+	if ca != nil && !bytes.Equal(ca.RawSubject, ca.RawIssuer) {
+		x5c = append(x5c, ca.Raw)
+	}
+	return x5c, key, nil
 }
