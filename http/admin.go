@@ -1,9 +1,7 @@
 package http
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -19,12 +17,6 @@ var (
 	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	rolePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,63}$`)
 )
-
-func newID(prefix string) string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
 
 // record audits an admin action; the action fails if it cannot be audited.
 func (s *Server) record(r *http.Request, e airlock.AuditEvent) error {
@@ -93,19 +85,6 @@ func (s *Server) mayEnrolFor(r *http.Request, a *authn, u *airlock.User) error {
 	for _, c := range creds {
 		if !c.IsRevoked() {
 			return airlock.Errorf(airlock.EFORBIDDEN, "%s already has a passkey and is as privileged as your session: only they can add another (from their home page)", u.Name)
-		}
-	}
-	return nil
-}
-
-func (s *Server) endDeviceSessions(r *http.Request, deviceID string) error {
-	ids, err := s.Store.EndDeviceSessions(r.Context(), deviceID, "device_revoked", s.Now().UTC())
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.record(r, airlock.AuditEvent{Type: "session.ended", Subject: id, Reason: "device_revoked", SessionID: id, DeviceID: deviceID}); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -207,10 +186,8 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Now().UTC()
-	handle := make([]byte, 32)
-	_, _ = rand.Read(handle)
-	u := &airlock.User{ID: newID("usr_"), Name: *req.Name, DisplayName: *req.Name, Kind: airlock.UserEmployee,
-		Tier: airlock.MaxTier, Roles: []string{}, Handle: handle, CreatedAt: now, UpdatedAt: now}
+	u := &airlock.User{ID: airlock.NewID(airlock.PrefixUser), Name: *req.Name, DisplayName: *req.Name, Kind: airlock.UserEmployee,
+		Tier: airlock.MaxTier, Roles: []string{}, Handle: airlock.NewHandle(), CreatedAt: now, UpdatedAt: now}
 	if err := req.apply(u); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -394,7 +371,7 @@ func (s *Server) handleCreateDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Now().UTC()
-	d := &airlock.Device{ID: newID("dev_"), Trust: airlock.TrustPending, CreatedAt: now, UpdatedAt: now}
+	d := &airlock.Device{ID: airlock.NewID(airlock.PrefixDevice), Trust: airlock.TrustPending, CreatedAt: now, UpdatedAt: now}
 	if err := s.applyDevice(r, &req, d); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -458,7 +435,7 @@ func (s *Server) handleUpdateDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	var endErr error
 	if d.Trust == airlock.TrustRevoked && before.Trust != airlock.TrustRevoked {
-		endErr = s.endDeviceSessions(r, d.ID)
+		endErr = s.Sessions.EndDevice(r.Context(), d.ID, "device_revoked", sessionFrom(r.Context()).User.ID)
 	}
 	typ := "device.updated"
 	if before.Trust != d.Trust {

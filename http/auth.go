@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -12,10 +14,6 @@ import (
 	"airlock/device"
 	"airlock/session"
 )
-
-// AdminRole is the role a user needs, besides a tier-0 or tier-1 session, to
-// use the admin API.
-const AdminRole = airlock.RoleAdmin
 
 // cookieName is the session cookie's name: with the __Host- prefix when
 // served over https, so that it is Secure, host-only and path=/.
@@ -115,16 +113,22 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 // checkAdmin applies the admin rule: role airlock-admin, a session of tier 0
 // or 1, and a user-verified passkey use within AdminFreshUV.
 func (s *Server) checkAdmin(a *authn) error {
-	if !slices.Contains(a.User.Roles, AdminRole) {
-		return airlock.Errorf(airlock.EFORBIDDEN, "the admin API needs the %s role", AdminRole)
+	if !slices.Contains(a.User.Roles, airlock.RoleAdmin) {
+		return airlock.Errorf(airlock.EFORBIDDEN, "the admin API needs the %s role", airlock.RoleAdmin)
 	}
 	if a.Session.Tier > 1 {
 		return airlock.Errorf(airlock.EFORBIDDEN, "the admin API needs a tier-0 or tier-1 session; this session is tier %d (sign in with a device-bound passkey)", a.Session.Tier)
 	}
-	if age := s.Now().Sub(a.Session.LastUVAt); a.Session.LastUVAt.IsZero() || age > s.AdminFreshUV {
-		return airlock.Errorf(airlock.EFRESHAUTH, "your last passkey verification was %s ago; admin actions need one within %s: sign in again", age.Round(time.Second), s.AdminFreshUV)
+	if !s.freshUV(a) {
+		return airlock.Errorf(airlock.EFRESHAUTH, "your last passkey verification was %s ago; admin actions need one within %s: sign in again", s.Now().Sub(a.Session.LastUVAt).Round(time.Second), s.AdminFreshUV)
 	}
 	return nil
+}
+
+// freshUV reports whether the session's last user-verified passkey use is
+// within AdminFreshUV.
+func (s *Server) freshUV(a *authn) bool {
+	return !a.Session.LastUVAt.IsZero() && s.Now().Sub(a.Session.LastUVAt) <= s.AdminFreshUV
 }
 
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
@@ -226,7 +230,7 @@ func decodeOptional(r *http.Request) error {
 	var v struct{}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil && err.Error() != "EOF" {
+	if err := dec.Decode(&v); err != nil && !errors.Is(err, io.EOF) {
 		return airlock.Errorf(airlock.EINVALID, "malformed JSON body: %s", jsonErrText(err))
 	}
 	return nil
@@ -395,7 +399,7 @@ func (s *Server) handleMyEnrolmentToken(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "adding a passkey needs a session at your account's tier (%d); this one is tier %d", a.User.Tier, a.Session.Tier))
 		return
 	}
-	if age := s.Now().Sub(a.Session.LastUVAt); a.Session.LastUVAt.IsZero() || age > s.AdminFreshUV {
+	if !s.freshUV(a) {
 		s.writeError(w, r, airlock.Errorf(airlock.EFRESHAUTH, "adding a passkey needs a passkey verification within %s: sign in again", s.AdminFreshUV))
 		return
 	}

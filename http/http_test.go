@@ -495,6 +495,10 @@ func TestDisableUserAndRevokeEndSessions(t *testing.T) {
 	if r := e.req("GET", "/v1/session", nil, tok, nil); r.status != 401 {
 		t.Fatalf("session on revoked device: %d", r.status)
 	}
+	ended, _ := e.store.ListAudit(context.Background(), airlock.AuditFilter{Type: "session.ended", Newest: true, Limit: 1})
+	if len(ended) != 1 || ended[0].Reason != "device_revoked" || ended[0].UserID != uid || ended[0].DeviceID != devID || ended[0].CredentialID == "" {
+		t.Fatalf("device revoke's session.ended lacks correlation ids: %+v", ended)
+	}
 	// Revoking a credential ends the sessions and the credential is dead.
 	e.req("PATCH", "/v1/admin/devices/"+devID, map[string]any{"trust": "trusted"}, admin, nil)
 	tok, _ = e.login(a)

@@ -2,7 +2,6 @@ package passkey
 
 import (
 	"context"
-	"crypto/rand"
 	"time"
 
 	"airlock"
@@ -29,16 +28,8 @@ func (s *Service) Bootstrap(ctx context.Context) (string, *airlock.EnrolmentToke
 	u, err := s.store.FindUserByName(ctx, BootstrapUserName)
 	switch {
 	case airlock.ErrorCode(err) == airlock.ENOTFOUND:
-		id, err := randomID(16)
-		if err != nil {
-			return "", nil, err
-		}
-		handle := make([]byte, 32)
-		if _, err := rand.Read(handle); err != nil {
-			return "", nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
-		}
-		u = &airlock.User{ID: "u_" + id, Name: BootstrapUserName, DisplayName: "Bootstrap administrator",
-			Kind: airlock.UserEmployee, Tier: 0, Roles: []string{airlock.RoleAdmin}, Handle: handle, CreatedAt: now, UpdatedAt: now}
+		u = &airlock.User{ID: airlock.NewID(airlock.PrefixUser), Name: BootstrapUserName, DisplayName: "Bootstrap administrator",
+			Kind: airlock.UserEmployee, Tier: 0, Roles: []string{airlock.RoleAdmin}, Handle: airlock.NewHandle(), CreatedAt: now, UpdatedAt: now}
 		if err := s.store.CreateUser(ctx, u); err != nil {
 			return "", nil, err
 		}
@@ -62,11 +53,7 @@ func (s *Service) Bootstrap(ctx context.Context) (string, *airlock.EnrolmentToke
 		}
 	}
 	if d == nil {
-		id, err := randomID(16)
-		if err != nil {
-			return "", nil, err
-		}
-		d = &airlock.Device{ID: "d_" + id, Name: BootstrapDeviceName, Owner: u.ID, Kind: airlock.DeviceManaged,
+		d = &airlock.Device{ID: airlock.NewID(airlock.PrefixDevice), Name: BootstrapDeviceName, Owner: u.ID, Kind: airlock.DeviceManaged,
 			Trust: airlock.TrustPending, CreatedAt: now, UpdatedAt: now}
 		if err := s.store.CreateDevice(ctx, d); err != nil {
 			return "", nil, err

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"time"
 
 	"airlock"
@@ -119,13 +118,9 @@ func (m *Manager) Create(ctx context.Context, in Start) (string, *airlock.Sessio
 	if err != nil {
 		return "", nil, err
 	}
-	idb := make([]byte, 16)
-	if _, err := rand.Read(idb); err != nil {
-		return "", nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
-	}
 	limits := m.LimitsFor(in.Tier, in.Device.Kind)
 	s := &airlock.Session{
-		ID:               "ses_" + hex.EncodeToString(idb),
+		ID:               airlock.NewID(airlock.PrefixSession),
 		TokenHash:        HashToken(token),
 		UserID:           in.User.ID,
 		DeviceID:         in.Device.ID,
@@ -232,15 +227,32 @@ func (m *Manager) end(ctx context.Context, s *airlock.Session, reason, actor str
 // EndUser ends every live session of userID (user disabled, credential
 // revoked…) and audits each.
 func (m *Manager) EndUser(ctx context.Context, userID, reason, actor string) error {
-	now := m.cfg.Now().UTC()
-	ids, err := m.store.EndUserSessions(ctx, userID, reason, now)
+	ids, err := m.store.EndUserSessions(ctx, userID, reason, m.cfg.Now().UTC())
 	if err != nil {
 		return err
 	}
+	return m.auditEnded(ctx, ids, reason, actor)
+}
+
+// EndDevice ends every live session on deviceID (the device lost its
+// trust) and audits each.
+func (m *Manager) EndDevice(ctx context.Context, deviceID, reason, actor string) error {
+	ids, err := m.store.EndDeviceSessions(ctx, deviceID, reason, m.cfg.Now().UTC())
+	if err != nil {
+		return err
+	}
+	return m.auditEnded(ctx, ids, reason, actor)
+}
+
+// auditEnded records "session.ended" for sessions just ended, with every
+// correlation id the session carries.
+func (m *Manager) auditEnded(ctx context.Context, ids []string, reason, actor string) error {
 	for _, id := range ids {
-		if err := m.audit.Record(ctx, airlock.AuditEvent{
-			Type: "session.ended", Actor: actor, Subject: id, Reason: reason, UserID: userID, SessionID: id,
-		}); err != nil {
+		e := airlock.AuditEvent{Type: "session.ended", Actor: actor, Subject: id, Reason: reason, SessionID: id}
+		if s, err := m.store.FindSessionByID(ctx, id); err == nil {
+			e.UserID, e.DeviceID, e.CredentialID = s.UserID, s.DeviceID, base64.RawURLEncoding.EncodeToString(s.CredentialID)
+		}
+		if err := m.audit.Record(ctx, e); err != nil {
 			return err
 		}
 	}

@@ -28,11 +28,14 @@ Commands:
   users show USER
   users create --name NAME [--display-name S] [--kind employee|contractor|breakglass] [--tier N] [--roles a,b]
   users update [--display-name S] [--tier N] [--roles a,b] [--disable|--enable] USER
+      contractors: --window-from RFC3339 --window-until RFC3339 --window-days mon,...,fri --window-hours 8-18 --window-tz ZONE
+      (also accepted by users create)
   devices list
   devices show ID
   devices create --name NAME --owner USER|shared --kind managed|shared-station|contractor-issued|unmanaged
   devices trust ID | devices revoke ID
-  devices posture [--managed] [--disk-encrypted] [--edr] [--screen-lock] [--os V] [--patch YYYY-MM-DD] [--source S] ID
+  devices update [--name S] [--owner USER|shared] [--kind K] [--trust pending|trusted|revoked] ID
+  devices posture [--managed] [--disk-encrypted] [--edr] [--screen-lock] [--os V] [--patch YYYY-MM-DD] ID
   enrol-token --user USER --device ID
   tokens list
   credentials revoke CREDENTIAL_ID
@@ -159,6 +162,11 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		roles := sfs.String("roles", "\x00", "comma-separated roles")
 		disable := sfs.Bool("disable", false, "disable the user (update)")
 		enable := sfs.Bool("enable", false, "enable the user (update)")
+		winFrom := sfs.String("window-from", "", "contractor window start, RFC 3339")
+		winUntil := sfs.String("window-until", "", "contractor window end, RFC 3339")
+		winDays := sfs.String("window-days", "", "contractor weekdays, e.g. mon,tue,wed,thu,fri")
+		winHours := sfs.String("window-hours", "", "contractor hours, e.g. 8-18")
+		winTZ := sfs.String("window-tz", "", "time zone of the hours, IANA name (default UTC)")
 		var id string
 		var err error
 		if sub == "create" {
@@ -187,6 +195,13 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		}
 		if *disable && *enable {
 			return fmt.Errorf("admin users update: --disable and --enable conflict")
+		}
+		if *winFrom != "" || *winUntil != "" || *winDays != "" || *winHours != "" || *winTZ != "" {
+			w, err := parseWindow(*winFrom, *winUntil, *winDays, *winHours, *winTZ)
+			if err != nil {
+				return err
+			}
+			body["window"] = w
 		}
 		if *disable {
 			body["disabled"] = true
@@ -227,6 +242,22 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 			trust = airlock.TrustRevoked
 		}
 		return c.do("PATCH", "/v1/admin/devices/"+esc(id), map[string]any{"trust": trust})
+	case "devices update":
+		name := sfs.String("name", "", "new name")
+		owner := sfs.String("owner", "", "new owner user, or shared")
+		kind := sfs.String("kind", "", "new kind")
+		trust := sfs.String("trust", "", "pending|trusted|revoked")
+		id, err := one()
+		if err != nil {
+			return err
+		}
+		body := map[string]any{}
+		for k, v := range map[string]string{"name": *name, "owner": *owner, "kind": *kind, "trust": *trust} {
+			if v != "" {
+				body[k] = v
+			}
+		}
+		return c.do("PATCH", "/v1/admin/devices/"+esc(id), body)
 	case "devices posture":
 		p := airlock.Posture{}
 		sfs.BoolVar(&p.Managed, "managed", false, "device is managed")
@@ -235,7 +266,6 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		sfs.BoolVar(&p.ScreenLock, "screen-lock", false, "screen lock is on")
 		sfs.StringVar(&p.OSVersion, "os", "", "OS version")
 		sfs.StringVar(&p.PatchLevel, "patch", "", "patch level YYYY-MM-DD")
-		sfs.StringVar(&p.Source, "source", "", "who reports (default admin:<you>)")
 		id, err := one()
 		if err != nil {
 			return err
@@ -329,4 +359,36 @@ func deriveOriginFromListen(cfg Config) string {
 		return "http://" + cfg.RPID
 	}
 	return deriveOrigin(cfg.RPID, addr, cfg.TLSCert != "")
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// parseWindow builds a contractor access window from the CLI's flags.
+func parseWindow(from, until, days, hours, tz string) (*airlock.AccessWindow, error) {
+	w := &airlock.AccessWindow{TimeZone: tz}
+	var err error
+	if from != "" {
+		if w.NotBefore, err = time.Parse(time.RFC3339, from); err != nil {
+			return nil, fmt.Errorf("--window-from: %v", err)
+		}
+	}
+	if until != "" {
+		if w.NotAfter, err = time.Parse(time.RFC3339, until); err != nil {
+			return nil, fmt.Errorf("--window-until: %v", err)
+		}
+	}
+	for _, d := range splitList(days) {
+		wd, ok := weekdays[strings.ToLower(d)]
+		if !ok {
+			return nil, fmt.Errorf("--window-days: unknown day %q (use sun,mon,tue,wed,thu,fri,sat)", d)
+		}
+		w.Weekdays = append(w.Weekdays, wd)
+	}
+	if hours != "" {
+		if _, err := fmt.Sscanf(hours, "%d-%d", &w.StartHour, &w.EndHour); err != nil {
+			return nil, fmt.Errorf("--window-hours: want START-END, e.g. 8-18")
+		}
+	}
+	return w, nil
 }

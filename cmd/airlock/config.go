@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -95,7 +96,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 	var (
 		configFile = fs.String("config", "", "YAML configuration file (env AIRLOCK_CONFIG)")
 		listen     = fs.String("listen", "", "address to listen on (env AIRLOCK_LISTEN; default localhost:8080)")
-		data       = fs.String("data", "", "data directory for the SQLite store and keys (env AIRLOCK_DATA; default ./airlock-data)")
+		data       = fs.String("data", "", "data directory for the SQLite store (env AIRLOCK_DATA; default ./airlock-data)")
 		rpID       = fs.String("rp-id", "", "WebAuthn relying party ID (env AIRLOCK_RP_ID; default localhost)")
 		tlsCert    = fs.String("tls-cert", "", "TLS certificate file (env AIRLOCK_TLS_CERT)")
 		tlsKey     = fs.String("tls-key", "", "TLS key file (env AIRLOCK_TLS_KEY)")
@@ -110,7 +111,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 			if err != nil {
 				return cfg, fmt.Errorf("config: %w", err)
 			}
-			dec := yaml.NewDecoder(strings.NewReader(string(b)))
+			dec := yaml.NewDecoder(bytes.NewReader(b))
 			dec.KnownFields(true)
 			if err := dec.Decode(&cfg); err != nil {
 				return cfg, fmt.Errorf("config %s: %w", path, err)

@@ -165,6 +165,20 @@ func TestServeBootstrapAdminCLI(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || !strings.HasPrefix(tok["url"].(string), s.origin+"/enrol?token=") {
 		t.Fatalf("enrol-token: %d %s", code, out)
 	}
+	// A contractor needs an access window, which the CLI can give.
+	_, errOut, code = runCLI(t, append(admin, "users", "create", "--name", "carl", "--kind", "contractor")...)
+	if code == 0 || !strings.Contains(errOut, "access window") {
+		t.Fatalf("contractor without window: %d %q", code, errOut)
+	}
+	out, errOut, code = runCLI(t, append(admin, "users", "create", "--name", "carl", "--kind", "contractor", "--tier", "2",
+		"--window-from", "2026-11-01T00:00:00Z", "--window-until", "2026-12-01T00:00:00Z", "--window-days", "mon,tue,wed,thu,fri", "--window-hours", "8-18", "--window-tz", "Europe/Paris")...)
+	if code != 0 || !strings.Contains(out, `"time_zone": "Europe/Paris"`) || !strings.Contains(out, `"end_hour": 18`) {
+		t.Fatalf("contractor with window: %d %s %s", code, out, errOut)
+	}
+	_, errOut, code = runCLI(t, append(admin, "users", "create", "--name", "cora", "--kind", "contractor", "--window-days", "someday")...)
+	if code == 0 || !strings.Contains(errOut, "unknown day") {
+		t.Fatalf("bad weekday: %d %q", code, errOut)
+	}
 	// Errors are clear, on stderr, with a non-zero exit.
 	_, errOut, code = runCLI(t, append(admin, "users", "create", "--name", "Not Valid")...)
 	if code == 0 || !strings.Contains(errOut, "name is required") {

@@ -59,12 +59,21 @@ function formBody(form) {
   for (const el of form.elements) {
     if (!el.name || el.hasAttribute("data-path-param")) continue;
     if (changedOnly && unchanged(el)) continue;
+    // Fields with data-group="x" go into a nested object body.x, sent only
+    // when one of them is filled in.
+    let target = body;
+    if (el.dataset.group) {
+      if (el.value === "") continue;
+      target = body[el.dataset.group] = body[el.dataset.group] || {};
+    }
     const type = el.dataset.type;
-    if (type === "bool") { body[el.name] = el.checked; continue; }
+    if (type === "bool") { target[el.name] = el.checked; continue; }
     if (el.value === "" && type !== "list") continue;
-    if (type === "int") body[el.name] = parseInt(el.value, 10);
-    else if (type === "list") body[el.name] = el.value.split(",").map(s => s.trim()).filter(s => s);
-    else body[el.name] = el.value;
+    if (type === "int") target[el.name] = parseInt(el.value, 10);
+    else if (type === "list") target[el.name] = el.value.split(",").map(s => s.trim()).filter(s => s);
+    else if (type === "intlist") target[el.name] = el.value.split(",").map(s => parseInt(s.trim(), 10)).filter(n => !isNaN(n));
+    else if (type === "datetime") target[el.name] = new Date(el.value).toISOString();
+    else target[el.name] = el.value;
   }
   return body;
 }
