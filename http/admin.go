@@ -561,35 +561,20 @@ func (s *Server) handleIssueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if u.Disabled {
-		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "user %s is disabled", u.Name))
-		return
-	}
 	s.issueLink(w, r, a, u, req.Device)
 }
 
-// issueLink issues an enrolment link for u on the device named deviceID,
-// which must belong to u (or be shared) and not be revoked. The answer
-// warns when the device is not compliant yet: enrolment will be refused
-// until it is.
+// issueLink issues an enrolment link for u on the device deviceID.
+// passkey.IssueEnrolmentToken refuses a disabled user, a missing or revoked
+// device and a device of another user; the answer adds a warning when the
+// device is not compliant yet (enrolment will be refused until it is).
 func (s *Server) issueLink(w http.ResponseWriter, r *http.Request, a *authn, u *airlock.User, deviceID string) {
-	d, err := s.Store.FindDeviceByID(r.Context(), deviceID)
-	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-		err = airlock.Errorf(airlock.ENOTFOUND, "no device %q", deviceID)
-	}
+	secret, tok, err := s.Passkeys.IssueEnrolmentToken(r.Context(), a.User.ID, u.ID, deviceID, airlock.PurposeEnrol, s.meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if d.Owner != u.ID && d.Owner != airlock.SharedOwner {
-		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "device %s belongs to another user", d.Name))
-		return
-	}
-	if d.Trust == airlock.TrustRevoked {
-		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "device %s is revoked", d.Name))
-		return
-	}
-	secret, tok, err := s.Passkeys.IssueEnrolmentToken(r.Context(), a.User.ID, u.ID, d.ID, airlock.PurposeEnrol, s.meta(r))
+	d, err := s.Store.FindDeviceByID(r.Context(), tok.DeviceID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

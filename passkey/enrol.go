@@ -413,9 +413,6 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 	if err != nil {
 		return nil, libraryFailure(err)
 	}
-	if len(wc.ID) > maxCredentialIDLength {
-		return nil, fail(airlock.EINVALID, ReasonCredIDTooLong, nil, "credential id is %d bytes; at most %d are allowed", len(wc.ID), maxCredentialIDLength)
-	}
 	// §7.1 step 26 (W8): registered to nobody, this user included.
 	if _, err := s.store.FindCredentialByID(ctx, wc.ID); err == nil {
 		return nil, fail(airlock.ECONFLICT, ReasonDuplicate, nil, "this passkey (credential id) is already registered")

@@ -144,11 +144,9 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	if d.Trust == airlock.TrustRevoked {
 		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
 	}
-	// W5, belt and braces: UV of this assertion, not of the stored record.
+	// W5: UV of this assertion (checkAuthData already refused UV=0), not of
+	// the stored record.
 	uv := ad.Flags.HasUserVerified()
-	if !uv {
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonUVMissing, nil, "user verification (UV) flag is not set; unlock the passkey with a PIN or biometric")
-	}
 	// W6, §7.2 step 19: BE is fixed at creation. Checked here, after the
 	// signature verified, so that the event is evidence, not noise.
 	if assertedBE != cred.BackupEligible {
