@@ -143,8 +143,23 @@ type Input struct {
 	Exceptions []Exception `json:"exceptions,omitempty"`
 	// Grants names the scopes of the subject's active elevation grants
 	// (e.g. "role@resource"), for the elevation issue.
-	Grants []string  `json:"grants,omitempty"`
-	Now    time.Time `json:"now"`
+	Grants []string `json:"grants,omitempty"`
+	// Confirmation, when set, says the request carries a step-up proof that
+	// the caller has verified and consumed: a user-verified passkey
+	// confirmation bound to this exact request. It cures a step_up (the
+	// outcome becomes allow, with reason "stepup-confirmed"); it never
+	// cures approval_required or deny. Recording it in the Input keeps a
+	// replayed decision identical.
+	Confirmation *Confirmation `json:"confirmation,omitempty"`
+	Now          time.Time     `json:"now"`
+}
+
+// Confirmation is a verified, single-use, transaction-bound passkey
+// confirmation of the request being decided.
+type Confirmation struct {
+	Transaction string `json:"transaction"`
+	// AgeS is the time since the confirming assertion, in seconds.
+	AgeS int64 `json:"age_s"`
 }
 
 // Reason explains one policy's part in a decision.
@@ -190,4 +205,7 @@ type Decision struct {
 	Risk          Risk        `json:"risk"`
 	Obligations   Obligations `json:"obligations"`
 	PolicyVersion string      `json:"policy_version"`
+	// Exceptions lists the ids of the live exceptions that matched this
+	// request and were visible to the policies.
+	Exceptions []string `json:"exceptions,omitempty"`
 }
