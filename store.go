@@ -20,6 +20,11 @@ type Store interface {
 	AuditStore
 	NotificationStore
 	RateLimitStore
+	// The decision edge's stores (decide_store.go).
+	StepUpStore
+	ExceptionStore
+	ResourceStore
+	SignalStore
 	// Ping reports an error when the store cannot serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -57,6 +57,28 @@
 //     (or the default page size) picks the newest matching events and they
 //     come in descending Seq order, so Newest with BeforeSeq set to the
 //     last Seq seen pages backwards.
+//   - Step-ups: CompleteStepUp is a compare-and-set on "not completed" (a
+//     second completion, or a proof hash stored on any transaction, is
+//     ECONFLICT with nothing written). ConsumeStepUpProof is a
+//     compare-and-set on "not used": of N concurrent consumers exactly one
+//     gets the transaction, the rest ECONFLICT; an unknown or empty hash is
+//     ENOTFOUND; an expired proof is still consumed and returned. Neither
+//     looks at ExpiresAt. DeleteExpiredStepUps deletes a row only when both
+//     ExpiresAt and ProofExpiresAt (zero: expired) are strictly before now.
+//     Params, digests and hashes are byte slices (nil and empty equal).
+//   - Exceptions: live means ExpiresAt strictly after now (an exception
+//     expiring exactly now is expired, as sessions are); every list is
+//     ordered by ExpiresAt, then ID, and is empty non-nil when nothing
+//     matches. An empty UserID applies to every user.
+//   - Resources: Labels come back as an empty, non-nil map when stored nil
+//     or empty; versions behave exactly as users' and devices' do.
+//   - Signals: SeeNetwork keeps FirstSeen, moves LastSeen only forward,
+//     and replaces the location only with a non-nil one reported at or
+//     after the stored LastSeen; Location is nil when never located.
+//     CountRiskEvents counts events at or after since (inclusive);
+//     DeleteNetworksBefore and DeleteRiskEventsBefore delete strictly
+//     before. HasEarlierSession counts ended sessions too and compares
+//     CreatedAt strictly before.
 package storetest
 
 import (
@@ -85,6 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) airlock.Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
 	t.Run("RateLimit", func(t *testing.T) { testRateLimit(t, open) })
+	t.Run("DecideEdge", func(t *testing.T) { testDecideEdge(t, open) })
 }
 
 // t0 is the suite's reference time: microsecond precision, not on a second.
