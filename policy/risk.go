@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"airlock"
@@ -217,16 +218,23 @@ func (m *model) risk(in *Input, f *facts) Risk {
 	return Risk{Score: min(max(score, 0), 100), Signals: out}
 }
 
-// dur renders seconds readably ("1h30m0s" → "1h30m").
+// dur renders seconds readably: "1h30m", "11m40s", "45s", "25h".
 func dur(s int64) string {
-	d := (time.Duration(s) * time.Second).String()
-	if len(d) > 2 && d[len(d)-2:] == "0s" && d != "0s" {
-		d = d[:len(d)-2]
+	if s <= 0 {
+		return "0s"
 	}
-	if len(d) > 2 && d[len(d)-2:] == "0m" && d[len(d)-3] == 'h' {
-		d = d[:len(d)-2]
+	h, m, sec := s/3600, s%3600/60, s%60
+	var b strings.Builder
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
 	}
-	return d
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if sec > 0 {
+		fmt.Fprintf(&b, "%ds", sec)
+	}
+	return b.String()
 }
 
 // outsideWindow reports whether a contractor is outside their access
