@@ -19,7 +19,9 @@ func TestDefaultSet(t *testing.T) {
 		in.Subject.Roles = nil
 	}
 	on := func(name string, tier airlock.Tier) func(*Input) {
-		return func(in *Input) { in.Resource = Resource{Name: name, Tier: tier, Labels: map[string]string{"env": "prod"}} }
+		return func(in *Input) {
+			in.Resource = Resource{Name: name, Tier: tier, Labels: map[string]string{"env": "prod"}}
+		}
 	}
 	act := func(name string, s Sensitivity) func(*Input) {
 		return func(in *Input) { in.Action = Action{Name: name, Sensitivity: s} }
