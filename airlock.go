@@ -259,6 +259,9 @@ const (
 )
 
 // AuditEvent is one entry of the audit trail. Seq is assigned by the store.
+// Its leaf in the audit Merkle tree is its canonical JSON (AuditLeaf); events
+// read back from a store are parsed from that leaf, so numbers in Details
+// come back as json.Number, exactly as recorded.
 type AuditEvent struct {
 	Seq           int64          `json:"seq"`
 	Time          time.Time      `json:"time"`
@@ -291,8 +294,13 @@ type AuditFilter struct {
 	Newest    bool
 	UserID    string
 	SessionID string
+	GrantID   string
 	Type      string // exact type, or a prefix ending in "." (e.g. "auth.")
-	Limit     int
+	// Since, if not zero, keeps only events with Time ≥ Since.
+	Since time.Time
+	// Until, if not zero, keeps only events with Time < Until.
+	Until time.Time
+	Limit int
 }
 
 // Notification is a message to a user waiting in the durable outbox until a

@@ -3,6 +3,8 @@ package airlock
 import (
 	"context"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Store is everything Airlock keeps. Times are stored with microsecond
@@ -154,15 +156,52 @@ type CeremonyStore interface {
 	DeleteExpiredCeremonies(ctx context.Context, now time.Time) (int, error)
 }
 
-// AuditStore is the append-only audit table.
+// AuditStore is the append-only, tamper-evident audit log: a Merkle tree
+// (RFC 9162, golang.org/x/mod/sumdb/tlog) over the events' canonical JSON
+// leaves, its stored hashes, signed checkpoints and delivery cursors. The
+// storetest package doc pins down the contract in detail.
 type AuditStore interface {
-	// AppendAudit assigns e.Seq (1, 2, 3… with no gaps) and stores e
-	// durably before returning. Times keep microsecond precision; Details
-	// come back as encoding/json values (numbers as float64).
-	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// AppendAudit appends events in one transaction, all or nothing:
+	// serialized with every other append to the same store (across
+	// processes too), it reads the tree size N, computes the records with
+	// PrepareAuditAppend (Seq N+1, N+2, … in argument order, leaves and
+	// stored hashes) and stores them durably. Only after the commit does it
+	// set each event's Seq; on error no event is stored and no Seq is set.
+	// An invalid event (see AuditLeaf) is EINVALID. No events is a no-op.
+	AppendAudit(ctx context.Context, events ...*AuditEvent) error
+	// AuditTreeSize returns the number of events in the log: the largest
+	// Seq, 0 when empty.
+	AuditTreeSize(ctx context.Context) (int64, error)
+	// ReadAuditHashes returns the tlog stored hashes with the given
+	// indexes, in order (a tlog.HashReader); an index not stored is
+	// ENOTFOUND.
+	ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// ReadAuditEntries returns at most limit stored records with Seq >
+	// afterSeq in ascending Seq order (limit ≤ 0: a store default), as
+	// stored, without checking them: verify, export and streaming read
+	// the log through it.
+	ReadAuditEntries(ctx context.Context, afterSeq int64, limit int) ([]*AuditEntry, error)
 	// ListAudit returns events matching f in ascending Seq order (descending
-	// when f.Newest).
+	// when f.Newest), parsed from their leaves.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+	// AddAuditCheckpoint stores a signed checkpoint. Size must be between
+	// 1 and the tree size (else EINVALID). A checkpoint for a size already
+	// stored is a no-op when its Text is identical, else ECONFLICT.
+	AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// LatestAuditCheckpoint returns the checkpoint with the largest Size
+	// (ENOTFOUND if none).
+	LatestAuditCheckpoint(ctx context.Context) (*AuditCheckpoint, error)
+	// ListAuditCheckpoints returns at most limit checkpoints with Size >
+	// afterSize in ascending Size order (limit ≤ 0: a store default).
+	ListAuditCheckpoints(ctx context.Context, afterSize int64, limit int) ([]*AuditCheckpoint, error)
+	// AuditCursor returns the Seq up to which the named delivery sink has
+	// delivered events, 0 if it never has.
+	AuditCursor(ctx context.Context, name string) (int64, error)
+	// SetAuditCursor durably records that sink name has delivered every
+	// event up to seq. A cursor never moves backwards (a smaller seq than
+	// stored is ECONFLICT, an equal one a no-op); an empty name, a negative
+	// seq or one beyond the tree size is EINVALID.
+	SetAuditCursor(ctx context.Context, name string, seq int64) error
 }
 
 // NotificationStore is the durable outbox of user notifications.

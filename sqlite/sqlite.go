@@ -73,6 +73,10 @@ func open(ctx context.Context, path string, fsys fs.FS) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if err := convertLegacyAudit(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
 
 	// The read pool opens after migrating, so the file is already in WAL
 	// mode and query_only cannot get in the way of journal_mode.
@@ -209,6 +213,7 @@ var uniqueMessages = map[string]string{
 	"enrolment_tokens.hash": "enrolment token already exists",
 	"ceremonies.id":         "ceremony id already exists",
 	"audit_events.seq":      "audit sequence number already used",
+	"audit_log.seq":         "audit sequence number already used",
 }
 
 // dbError maps a driver error to an *airlock.Error: a uniqueness violation is

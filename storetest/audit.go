@@ -65,7 +65,7 @@ func testAudit(t *testing.T, open func(t *testing.T) airlock.Store) {
 			t.Fatalf("ListAudit returned %d events, want 3", len(list))
 		}
 		want1 := *e1
-		want1.Details = jsonRoundTrip(t, e1.Details)
+		want1.Details = numberRoundTrip(t, e1.Details)
 		checkEqual(t, "event 1", &want1, list[0])
 		checkEqual(t, "event 2", bare, list[1])
 		checkEqual(t, "event 3", e3, list[2])
@@ -227,4 +227,6 @@ func testAudit(t *testing.T, open func(t *testing.T) airlock.Store) {
 		}
 		checkEqual(t, "paged seqs, newest first", []int64{7, 6, 5, 4, 3, 2, 1}, got)
 	})
+
+	testAuditLog(t, open)
 }

@@ -11,8 +11,9 @@
 //   - Roles, Transports and AMR come back as empty, non-nil slices when
 //     stored nil or empty; a nil User.Window stays nil. Byte slices compare
 //     with bytes.Equal, so nil and empty are the same.
-//   - AuditEvent.Details round-trips as through encoding/json (numbers come
-//     back as float64); nil or empty details come back empty.
+//   - AuditEvent.Details round-trips as through encoding/json decoding with
+//     UseNumber (numbers come back as json.Number with the recorded digits);
+//     nil or empty details come back empty.
 //   - TouchSession and SetSessionUV on an ended session are ECONFLICT, like
 //     EndSession; on a missing one ENOTFOUND.
 //   - RevokeCredential and MarkNotificationDelivered on an already
@@ -57,6 +58,52 @@
 //     (or the default page size) picks the newest matching events and they
 //     come in descending Seq order, so Newest with BeforeSeq set to the
 //     last Seq seen pages backwards.
+//     GrantID matches exactly; Since is inclusive and Until exclusive,
+//     both on AuditEvent.Time; a zero Since/Until is no bound.
+//
+// The audit log (AuditStore) is the one part where every store must agree
+// byte for byte, because verify and outside verifiers recompute it:
+//
+//   - A record is an airlock.AuditEntry: Seq, the leaf bytes exactly as
+//     airlock.AuditLeaf returned them (stored verbatim; events read back
+//     by ListAudit are parsed from it with airlock.ParseAuditLeaf, never
+//     rebuilt from other columns), the tlog stored hashes written with it
+//     (tlog.StoredHashes(Seq-1, leaf, …)) and the index columns Time, Type,
+//     UserID, SessionID, GrantID copied from the event.
+//   - AppendAudit: compute the records with airlock.PrepareAuditAppend(size,
+//     events, r) inside the write transaction, where size is the tree size
+//     read in that transaction and r reads stored hashes in that
+//     transaction (hashes of the batch itself are served from memory by
+//     PrepareAuditAppend). The transaction must exclude every other
+//     AppendAudit on the same database, in any process (SQLite: the single
+//     writer with BEGIN IMMEDIATE; PostgreSQL: e.g. pg_advisory_xact_lock
+//     or a head row locked FOR UPDATE), so that Seq stays 1, 2, 3… with no
+//     gap or fork. Insert every record or none; set events' Seq only after
+//     the commit. An invalid event anywhere in the batch is EINVALID and
+//     nothing is written, the other events' Seq stay untouched.
+//   - ReadAuditHashes takes tlog stored-hash indexes. A store that keeps
+//     each record's hashes with the record (recommended: 32-byte hashes
+//     concatenated, airlock.EncodeAuditHashes) finds index x at
+//     airlock.AuditHashLocation(x) = (seq, position). An index not yet
+//     stored is ENOTFOUND. ReadAuditHashes must see every committed append.
+//   - AuditTreeSize is the largest stored Seq (0 when empty).
+//   - ReadAuditEntries returns records as stored, unchecked (verify must see
+//     tampering, not an error), Seq > afterSeq ascending; ListAudit,
+//     ReadAuditEntries and ListAuditCheckpoints: limit 0 means 1000, a
+//     negative limit is EINVALID, and a store may cap large limits.
+//   - Checkpoints: the store keeps Text verbatim without parsing it, one per
+//     Size; Size must be 1..tree size (read in the same transaction), else
+//     EINVALID; adding the identical Text again succeeds, a different Text
+//     for a stored Size is ECONFLICT. LatestAuditCheckpoint is the largest
+//     Size (ENOTFOUND if none); ListAuditCheckpoints is by ascending Size.
+//     CreatedAt round-trips like any time.
+//   - Cursors: AuditCursor of an unknown name is 0 with no error;
+//     SetAuditCursor never moves backwards (ECONFLICT), accepts the same
+//     value again, and refuses an empty name, a negative seq or a seq past
+//     the tree size (EINVALID). Names are independent.
+//   - The records and checkpoints are append-only: the store never updates
+//     or deletes them, and should make the database refuse it too (SQLite
+//     and PostgreSQL: triggers).
 //   - Step-ups: CompleteStepUp is a compare-and-set on "not completed" (a
 //     second completion, or a proof hash stored on any transaction, is
 //     ECONFLICT with nothing written). ConsumeStepUpProof is a

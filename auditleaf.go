@@ -1,0 +1,342 @@
+package airlock
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The audit log is a Merkle tree (RFC 9162, as implemented by
+// golang.org/x/mod/sumdb/tlog) whose leaves are the events' canonical JSON.
+// The functions in this file are the one definition of that encoding and of
+// the tree bookkeeping, shared by every store and by verify, so that two
+// stores can never disagree about what a leaf or a stored hash is.
+
+// auditTimeLayout is the leaf's time format: RFC 3339 in UTC with exactly six
+// fractional digits, so that a time has one spelling.
+const auditTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// AuditLeaf returns the leaf data of e: its canonical JSON. The encoding is
+//
+//   - one JSON object, keys sorted bytewise, no insignificant whitespace,
+//     no trailing newline;
+//   - "seq" (e.Seq, which must be positive), "time" (e.Time in UTC with
+//     exactly six fractional digits; finer precision is truncated), "type"
+//     and "outcome" always present; every other string field present only
+//     when not empty, under its JSON name in AuditEvent;
+//   - "details" present only when e.Details is not empty, canonicalized the
+//     same way at every depth; numbers keep exactly the digits
+//     encoding/json gives them (a json.Number is written verbatim);
+//   - strings escaped as encoding/json does with HTML escaping off: invalid
+//     UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped.
+//
+// It returns EINVALID for a Seq < 1, a zero Time or one outside years
+// 1–9999, an empty Type or Outcome, or details that do not marshal as JSON.
+// e is not modified.
+func AuditLeaf(e *AuditEvent) ([]byte, error) {
+	if e == nil {
+		return nil, Errorf(EINVALID, "audit: nil event")
+	}
+	if e.Seq < 1 {
+		return nil, Errorf(EINVALID, "audit: event seq %d is not positive", e.Seq)
+	}
+	if e.Type == "" {
+		return nil, Errorf(EINVALID, "audit: event has no type")
+	}
+	if e.Outcome == "" {
+		return nil, Errorf(EINVALID, "audit: event has no outcome")
+	}
+	t := e.Time.UTC()
+	if e.Time.IsZero() || t.Year() < 1 || t.Year() > 9999 {
+		return nil, Errorf(EINVALID, "audit: event time %v is zero or out of range", e.Time)
+	}
+	var details []byte
+	if len(e.Details) > 0 {
+		var err error
+		if details, err = canonicalJSON(e.Details); err != nil {
+			return nil, Wrap(EINVALID, "audit: event details are not JSON", err)
+		}
+	}
+
+	b := make([]byte, 0, 256+len(details))
+	b = append(b, '{')
+	first := true
+	key := func(k string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+	}
+	str := func(k, v string) {
+		if v != "" {
+			key(k)
+			b = appendJSONString(b, v)
+		}
+	}
+	// Keys in bytewise order (TestAuditLeafKeysSorted checks it).
+	str("actor", e.Actor)
+	str("credential_id", e.CredentialID)
+	str("decision_id", e.DecisionID)
+	if details != nil {
+		key("details")
+		b = append(b, details...)
+	}
+	str("device_id", e.DeviceID)
+	str("grant_id", e.GrantID)
+	str("ip", e.IP)
+	str("outcome", e.Outcome)
+	str("reason", e.Reason)
+	str("request_id", e.RequestID)
+	key("seq")
+	b = strconv.AppendInt(b, e.Seq, 10)
+	str("session_id", e.SessionID)
+	str("ssh_session_id", e.SSHSessionID)
+	str("subject", e.Subject)
+	key("time")
+	b = append(b, '"')
+	b = t.AppendFormat(b, auditTimeLayout)
+	b = append(b, '"')
+	str("transaction_id", e.TransactionID)
+	str("type", e.Type)
+	str("user_id", e.UserID)
+	b = append(b, '}')
+	return b, nil
+}
+
+// appendJSONString appends s as a JSON string, exactly as encoding/json
+// encodes it with HTML escaping off.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// canonicalJSON returns v's JSON with object keys sorted at every depth and
+// numbers kept verbatim: v is marshalled, decoded with UseNumber and
+// marshalled again (maps marshal with sorted keys).
+func canonicalJSON(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(tree); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// auditLeafJSON is the leaf's shape for decoding.
+type auditLeafJSON struct {
+	Seq           int64          `json:"seq"`
+	Time          string         `json:"time"`
+	Type          string         `json:"type"`
+	Actor         string         `json:"actor"`
+	Subject       string         `json:"subject"`
+	Outcome       string         `json:"outcome"`
+	Reason        string         `json:"reason"`
+	UserID        string         `json:"user_id"`
+	SessionID     string         `json:"session_id"`
+	DeviceID      string         `json:"device_id"`
+	CredentialID  string         `json:"credential_id"`
+	DecisionID    string         `json:"decision_id"`
+	TransactionID string         `json:"transaction_id"`
+	RequestID     string         `json:"request_id"`
+	GrantID       string         `json:"grant_id"`
+	SSHSessionID  string         `json:"ssh_session_id"`
+	IP            string         `json:"ip"`
+	Details       map[string]any `json:"details"`
+}
+
+// ParseAuditLeaf returns the event whose leaf is leaf. Numbers in Details
+// come back as json.Number, exactly as recorded; Time is in UTC. It accepts
+// only canonical leaves: the result's AuditLeaf must be exactly leaf (so
+// unknown or duplicate keys, other key orders or spellings, whitespace and
+// a non-canonical time are all rejected), else EINVALID.
+func ParseAuditLeaf(leaf []byte) (*AuditEvent, error) {
+	var l auditLeafJSON
+	dec := json.NewDecoder(bytes.NewReader(leaf))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return nil, Wrap(EINVALID, "audit: leaf is not an event", err)
+	}
+	if dec.More() {
+		return nil, Errorf(EINVALID, "audit: leaf has data after the event")
+	}
+	t, err := time.Parse(auditTimeLayout, l.Time)
+	if err != nil {
+		return nil, Wrap(EINVALID, "audit: leaf time is not canonical", err)
+	}
+	e := &AuditEvent{
+		Seq: l.Seq, Time: t.UTC(), Type: l.Type, Actor: l.Actor, Subject: l.Subject, Outcome: l.Outcome,
+		Reason: l.Reason, UserID: l.UserID, SessionID: l.SessionID, DeviceID: l.DeviceID,
+		CredentialID: l.CredentialID, DecisionID: l.DecisionID, TransactionID: l.TransactionID,
+		RequestID: l.RequestID, GrantID: l.GrantID, SSHSessionID: l.SSHSessionID, IP: l.IP,
+		Details: l.Details,
+	}
+	again, err := AuditLeaf(e)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(again, leaf) {
+		return nil, Errorf(EINVALID, "audit: leaf of seq %d is not in canonical form", l.Seq)
+	}
+	return e, nil
+}
+
+// AuditCheckpoint is a signed checkpoint of the audit tree: a C2SP
+// tlog-checkpoint signed note. The store keeps Text verbatim and does not
+// parse it; Size must equal the tree size the note states.
+type AuditCheckpoint struct {
+	Size      int64     `json:"size"`
+	Text      []byte    `json:"text"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AuditEntry is one stored audit record, as the store keeps it: the leaf
+// (the source of truth), the tree hashes stored with it, and the index
+// columns used for filtering, which must agree with the leaf (verify checks
+// that they do).
+type AuditEntry struct {
+	Seq  int64
+	Leaf []byte
+	// Hashes are the tlog stored hashes written with this record:
+	// tlog.StoredHashes(Seq-1, Leaf, …), stored hash indexes
+	// tlog.StoredHashIndex(0, Seq-1) onwards.
+	Hashes    []tlog.Hash
+	Time      time.Time
+	Type      string
+	UserID    string
+	SessionID string
+	GrantID   string
+}
+
+// AuditAppend is the work of one AppendAudit call, computed by
+// PrepareAuditAppend for a store to write.
+type AuditAppend struct {
+	// Entries are the records to insert, Seq FirstSeq, FirstSeq+1, …
+	Entries []*AuditEntry
+}
+
+// PrepareAuditAppend computes the records that append events to a tree of
+// size records: their Seq (size+1, size+2, …), leaves, index columns and
+// stored hashes. r must read the stored hashes of the existing tree (see
+// AuditHashLocation); hashes of earlier events of the same batch are taken
+// from the batch itself, and each index is read from r at most once. The
+// events are not modified: the store sets their Seq once the batch is
+// committed. An event that has no leaf is EINVALID and nothing is prepared.
+func PrepareAuditAppend(size int64, events []*AuditEvent, r tlog.HashReader) (*AuditAppend, error) {
+	if size < 0 {
+		return nil, Errorf(EINTERNAL, "audit: negative tree size %d", size)
+	}
+	out := &AuditAppend{Entries: make([]*AuditEntry, 0, len(events))}
+	start := tlog.StoredHashIndex(0, size) // the first index this batch writes
+	var batch []tlog.Hash                  // hashes this batch writes, from start
+	cache := map[int64]tlog.Hash{}
+	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		var missing []int64
+		for i, x := range indexes {
+			if x >= start {
+				if x-start >= int64(len(batch)) {
+					return nil, Errorf(EINTERNAL, "audit: hash %d read before it was written", x)
+				}
+				out[i] = batch[x-start]
+			} else if h, ok := cache[x]; ok {
+				out[i] = h
+			} else {
+				missing = append(missing, x)
+			}
+		}
+		if len(missing) > 0 {
+			got, err := r.ReadHashes(missing)
+			if err != nil {
+				return nil, err
+			}
+			if len(got) != len(missing) {
+				return nil, Errorf(EINTERNAL, "audit: read %d hashes, want %d", len(got), len(missing))
+			}
+			for i, x := range missing {
+				cache[x] = got[i]
+			}
+			for i, x := range indexes {
+				if x < start {
+					out[i] = cache[x]
+				}
+			}
+		}
+		return out, nil
+	})
+	for i, e := range events {
+		if e == nil {
+			return nil, Errorf(EINVALID, "audit: nil event")
+		}
+		c := *e
+		c.Seq = size + 1 + int64(i)
+		leaf, err := AuditLeaf(&c)
+		if err != nil {
+			return nil, err
+		}
+		hashes, err := tlog.StoredHashes(c.Seq-1, leaf, reader)
+		if err != nil {
+			return nil, err
+		}
+		batch = append(batch, hashes...)
+		out.Entries = append(out.Entries, &AuditEntry{
+			Seq: c.Seq, Leaf: leaf, Hashes: hashes,
+			Time: c.Time.UTC().Truncate(time.Microsecond), Type: c.Type,
+			UserID: c.UserID, SessionID: c.SessionID, GrantID: c.GrantID,
+		})
+	}
+	return out, nil
+}
+
+// AuditHashLocation says where the stored hash with tlog index index lives
+// when each record keeps the hashes it wrote (AuditEntry.Hashes): in the
+// record with sequence number seq, at position pos of its Hashes.
+func AuditHashLocation(index int64) (seq int64, pos int) {
+	level, n := tlog.SplitStoredHashIndex(index)
+	// The level-L hash of subtree n is completed by record (n+1)·2^L − 1
+	// (0-based), whose Seq is one more.
+	return (n + 1) << uint(level), level
+}
+
+// EncodeAuditHashes returns hashes concatenated, 32 bytes each: the form a
+// store may keep AuditEntry.Hashes in.
+func EncodeAuditHashes(hashes []tlog.Hash) []byte {
+	b := make([]byte, 0, len(hashes)*tlog.HashSize)
+	for _, h := range hashes {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+// DecodeAuditHashes is the inverse of EncodeAuditHashes; a length that is
+// not a multiple of 32 is EINTERNAL.
+func DecodeAuditHashes(b []byte) ([]tlog.Hash, error) {
+	if len(b)%tlog.HashSize != 0 {
+		return nil, Errorf(EINTERNAL, "audit: stored hashes of %d bytes", len(b))
+	}
+	out := make([]tlog.Hash, len(b)/tlog.HashSize)
+	for i := range out {
+		copy(out[i][:], b[i*tlog.HashSize:])
+	}
+	return out, nil
+}
