@@ -147,60 +147,14 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	// W5: UV of this assertion (checkAuthData already refused UV=0), not of
 	// the stored record.
 	uv := ad.Flags.HasUserVerified()
-	// W6, §7.2 step 19: BE is fixed at creation. Checked here, after the
-	// signature verified, so that the event is evidence, not noise.
-	if assertedBE != cred.BackupEligible {
-		e := auditEvent("auth.backup_eligibility_changed", airlock.OutcomeDenied, meta)
-		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
-		e.Details["stored_be"] = cred.BackupEligible
-		e.Details["asserted_be"] = assertedBE
-		if err := s.audit.Record(ctx, e); err != nil {
-			return nil, err
-		}
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonBEChanged, nil,
-			"the passkey's backup eligibility changed since enrolment (BE was %t, now %t); enrol it again", cred.BackupEligible, assertedBE)
-	}
-
 	tier, ok := s.effectiveTier(u, cred)
 	if !ok {
 		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
 	}
-	// W11, §7.2 step 22: a sign count that did not increase is a clone
-	// signal. go-webauthn only flags it.
-	newCount := cred.SignCount
-	if wc.Authenticator.CloneWarning {
-		denied := tier <= 1
-		outcome := airlock.OutcomeSuccess
-		if denied {
-			outcome = airlock.OutcomeDenied
-		}
-		e := auditEvent("auth.clone_warning", outcome, meta)
-		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
-		e.Details["stored_sign_count"] = cred.SignCount
-		e.Details["asserted_sign_count"] = ad.Counter
-		e.Details["tier"] = int(tier)
-		if err := s.audit.Record(ctx, e); err != nil {
-			return nil, err
-		}
-		if denied {
-			return nil, fail(airlock.EUNAUTHORIZED, ReasonClone, nil, "sign count did not increase (possible cloned authenticator)")
-		}
-	} else {
-		newCount = wc.Authenticator.SignCount
+	if err := s.acceptAssertion(ctx, u, d, cred, ad, wc, tier, meta); err != nil {
+		return nil, err
 	}
-
-	// W12: only now, with every check passed; and only if nobody changed
-	// the credential since it was read (another replica's login of the same
-	// key, or a revocation).
-	now := s.now().UTC()
-	bs := ad.Flags.HasBackupState()
-	if err := s.store.UpdateCredentialUse(ctx, cred.ID, cred.SignCount, newCount, bs, now); err != nil {
-		if airlock.ErrorCode(err) == airlock.ECONFLICT {
-			return nil, s.useConflict(ctx, u, d, cred, ad.Counter, tier, meta, err)
-		}
-		return nil, storeFail(err, "credential update")
-	}
-	cred.SignCount, cred.BackupState, cred.LastUsedAt = newCount, bs, now
+	bs := cred.BackupState
 
 	amr := []string{"hwk", "user", "mfa"}
 	if cred.BackupEligible {
@@ -217,6 +171,70 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 		return nil, err
 	}
 	return &LoginResult{User: u, Device: d, Credential: cred, Tier: tier, UV: uv, AMR: amr}, nil
+}
+
+// acceptAssertion applies the checks every assertion (login, step-up)
+// shares once its signature verified, and then records the use: the backup
+// eligibility must be the one fixed at creation (W6, §7.2 step 19, audited
+// "auth.backup_eligibility_changed"); a sign count that did not increase is
+// a clone signal (W11, §7.2 step 22, audited "auth.clone_warning", refused
+// for an effective tier 0 or 1 and recorded as a risk event); only then are
+// the sign count, backup state and last use stored (W12), as a
+// compare-and-set on the count read. On success cred holds the new values.
+func (s *Service) acceptAssertion(ctx context.Context, u *airlock.User, d *airlock.Device, cred *airlock.Credential, ad *protocol.AuthenticatorData, wc *webauthn.Credential, tier airlock.Tier, meta Meta) error {
+	assertedBE := ad.Flags.HasBackupEligible()
+	// Checked here, after the signature verified, so that the event is
+	// evidence, not noise.
+	if assertedBE != cred.BackupEligible {
+		e := auditEvent("auth.backup_eligibility_changed", airlock.OutcomeDenied, meta)
+		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+		e.Details["stored_be"] = cred.BackupEligible
+		e.Details["asserted_be"] = assertedBE
+		if err := s.audit.Record(ctx, e); err != nil {
+			return err
+		}
+		return fail(airlock.EUNAUTHORIZED, ReasonBEChanged, nil,
+			"the passkey's backup eligibility changed since enrolment (BE was %t, now %t); enrol it again", cred.BackupEligible, assertedBE)
+	}
+	// go-webauthn only flags a sign count that did not increase.
+	newCount := cred.SignCount
+	if wc.Authenticator.CloneWarning {
+		denied := tier <= 1
+		outcome := airlock.OutcomeSuccess
+		if denied {
+			outcome = airlock.OutcomeDenied
+		}
+		e := auditEvent("auth.clone_warning", outcome, meta)
+		e.Actor, e.Subject, e.UserID, e.DeviceID, e.CredentialID = u.ID, u.ID, u.ID, d.ID, b64(cred.ID)
+		e.Details["stored_sign_count"] = cred.SignCount
+		e.Details["asserted_sign_count"] = ad.Counter
+		e.Details["tier"] = int(tier)
+		if err := s.audit.Record(ctx, e); err != nil {
+			return err
+		}
+		if err := s.store.RecordRiskEvent(ctx, u.ID, airlock.RiskClone, s.now().UTC()); err != nil {
+			return storeFail(err, "risk event")
+		}
+		if denied {
+			return fail(airlock.EUNAUTHORIZED, ReasonClone, nil, "sign count did not increase (possible cloned authenticator)")
+		}
+	} else {
+		newCount = wc.Authenticator.SignCount
+	}
+
+	// W12: only now, with every check passed; and only if nobody changed
+	// the credential since it was read (another replica's login of the same
+	// key, or a revocation).
+	now := s.now().UTC()
+	bs := ad.Flags.HasBackupState()
+	if err := s.store.UpdateCredentialUse(ctx, cred.ID, cred.SignCount, newCount, bs, now); err != nil {
+		if airlock.ErrorCode(err) == airlock.ECONFLICT {
+			return s.useConflict(ctx, u, d, cred, ad.Counter, tier, meta, err)
+		}
+		return storeFail(err, "credential update")
+	}
+	cred.SignCount, cred.BackupState, cred.LastUsedAt = newCount, bs, now
+	return nil
 }
 
 // useConflict explains a refused compare-and-set of the sign count: the
@@ -240,6 +258,9 @@ func (s *Service) useConflict(ctx context.Context, u *airlock.User, d *airlock.D
 	e.Details["concurrent_use"] = true
 	if err := s.audit.Record(ctx, e); err != nil {
 		return err
+	}
+	if err := s.store.RecordRiskEvent(ctx, u.ID, airlock.RiskClone, s.now().UTC()); err != nil {
+		return storeFail(err, "risk event")
 	}
 	return fail(airlock.EUNAUTHORIZED, ReasonClone, cause, "the passkey was used by another login at the same time (possible cloned authenticator)")
 }
@@ -327,4 +348,20 @@ func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st 
 		e.DeviceID = st.dev.ID
 	}
 	_ = s.audit.Record(ctx, e)
+	s.countFailure(ctx, e.UserID, err)
+}
+
+// countFailure records a failed ceremony of a known user as a risk event
+// (the failed-ceremony velocity signal). Store outages and Airlock's own
+// failures are not the user's doing and are not counted; a failure to
+// record is not returned, since the ceremony already failed.
+func (s *Service) countFailure(ctx context.Context, userID string, err error) {
+	if userID == "" {
+		return
+	}
+	switch airlock.ErrorCode(err) {
+	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
+		return
+	}
+	_ = s.store.RecordRiskEvent(ctx, userID, airlock.RiskCeremonyFailure, s.now().UTC())
 }

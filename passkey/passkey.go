@@ -118,6 +118,9 @@ type Config struct {
 	CeremonyTTL time.Duration
 	// TokenTTL is an enrolment token's lifetime; 0 means DefaultTokenTTL.
 	TokenTTL time.Duration
+	// ProofTTL is how long a step-up proof stays valid after its ceremony;
+	// 0 means DefaultProofTTL.
+	ProofTTL time.Duration
 	// DeviceRules decide whether the device named by an enrolment token is
 	// compliant.
 	DeviceRules device.Rules
@@ -246,6 +249,12 @@ func New(cfg Config, store airlock.Store, audit Auditor, notifier Notifier) (*Se
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.ProofTTL < 0 {
+		return nil, errors.New("passkey: the step-up proof lifetime must not be negative")
+	}
+	if cfg.ProofTTL == 0 {
+		cfg.ProofTTL = DefaultProofTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

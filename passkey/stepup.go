@@ -1,0 +1,351 @@
+package passkey
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"airlock"
+)
+
+// KindStepUp is the ceremony kind of a transaction-bound step-up.
+const KindStepUp = "stepup"
+
+// DefaultProofTTL is how long a step-up proof is valid (DESIGN.md defaults).
+const DefaultProofTTL = 2 * time.Minute
+
+// Step-up refusal reasons, beside the ceremony reasons shared with login.
+const (
+	ReasonUnknownTransaction Reason = "unknown_transaction"
+	ReasonWrongSession       Reason = "wrong_session"
+	ReasonTxCompleted        Reason = "transaction_completed"
+	ReasonTxExpired          Reason = "transaction_expired"
+	ReasonNoCredential       Reason = "no_credential_on_device"
+	ReasonWrongCredential    Reason = "credential_not_bound"
+	ReasonTxBinding          Reason = "transaction_binding"
+)
+
+// StepUpChallenge is the WebAuthn challenge of a step-up: SHA-256(nonce ‖
+// digest), so that the assertion's clientDataJSON commits to the exact
+// transaction (action, resource, parameters, session, decision, expiry)
+// through its digest.
+func StepUpChallenge(nonce, digest []byte) []byte {
+	h := sha256.New()
+	h.Write(nonce)
+	h.Write(digest)
+	return h.Sum(nil)
+}
+
+// ProofHash is what the store keeps of a step-up proof: SHA-256 of its text.
+func ProofHash(proof string) []byte {
+	h := sha256.Sum256([]byte(proof))
+	return h[:]
+}
+
+// stepUpState is the stored ceremony state: go-webauthn's session data and
+// the nonce the challenge was derived from.
+type stepUpState struct {
+	webauthn.SessionData
+	Nonce []byte `json:"airlock_nonce"`
+}
+
+// StepUpResult is a completed step-up: the single-use proof (shown once;
+// only its hash is stored) and the transaction it completed.
+type StepUpResult struct {
+	Proof       string
+	Transaction *airlock.StepUp
+	Credential  *airlock.Credential
+}
+
+// BeginStepUp starts the ceremony that confirms transaction txID. Only the
+// transaction's own session may begin it (sessionID), before the
+// transaction expires and while it is not completed. The options allow
+// exactly the unrevoked passkeys of the session's user bound to the
+// session's device, require user verification, and carry the challenge
+// SHA-256(nonce ‖ transaction digest). Audited "stepup.begin" (refusals
+// "stepup.failure").
+func (s *Service) BeginStepUp(ctx context.Context, txID, sessionID string, meta Meta) (*Begin, error) {
+	t, b, err := s.beginStepUp(ctx, txID, sessionID)
+	if err != nil {
+		s.recordStepUpFailure(ctx, "begin", t, sessionID, nil, err, meta)
+		return nil, asFailure(err, "step-up")
+	}
+	e := stepUpEvent("stepup.begin", airlock.OutcomeSuccess, t, meta)
+	e.Details["ceremony"] = b.Ceremony
+	if err := s.audit.Record(ctx, e); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (s *Service) beginStepUp(ctx context.Context, txID, sessionID string) (*airlock.StepUp, *Begin, error) {
+	t, err := s.openTransaction(ctx, txID, sessionID)
+	if err != nil {
+		return t, nil, err
+	}
+	u, err := s.store.FindUserByID(ctx, t.UserID)
+	if err != nil {
+		return t, nil, storeFail(err, "user lookup")
+	}
+	if u.Disabled {
+		return t, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
+	if err != nil {
+		return t, nil, storeFail(err, "credential lookup")
+	}
+	var allowed []webauthn.Credential
+	for _, c := range creds {
+		if c.DeviceID == t.DeviceID && !c.IsRevoked() {
+			allowed = append(allowed, webauthnCredential(c, c.BackupEligible))
+		}
+	}
+	if len(allowed) == 0 {
+		return t, nil, fail(airlock.EFORBIDDEN, ReasonNoCredential, nil, "you have no usable passkey on this session's device")
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return t, nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
+	}
+	assertion, session, err := s.wa.BeginLogin(&waUser{u: u, creds: allowed},
+		webauthn.WithChallenge(StepUpChallenge(nonce, t.Digest)),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return t, nil, airlock.Wrap(airlock.EINTERNAL, "could not start the step-up ceremony", err)
+	}
+	b, err := s.storeStepUpCeremony(ctx, u.ID, t.ID, &stepUpState{SessionData: *session, Nonce: nonce}, assertion.Response)
+	return t, b, err
+}
+
+// storeStepUpCeremony is storeCeremony with the nonce kept beside the
+// session data.
+func (s *Service) storeStepUpCeremony(ctx context.Context, userID, ref string, st *stepUpState, options any) (*Begin, error) {
+	st.Expires = time.Time{}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return nil, airlock.Wrap(airlock.EINTERNAL, "could not encode ceremony state", err)
+	}
+	id, err := randomID(32)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	c := &airlock.Ceremony{ID: id, Kind: KindStepUp, UserID: userID, Ref: ref, Data: data, CreatedAt: now, ExpiresAt: now.Add(s.cfg.CeremonyTTL)}
+	if err := s.store.CreateCeremony(ctx, c); err != nil {
+		return nil, err
+	}
+	return &Begin{Ceremony: id, PublicKey: options}, nil
+}
+
+// openTransaction loads a transaction that the session may still confirm.
+func (s *Service) openTransaction(ctx context.Context, txID, sessionID string) (*airlock.StepUp, error) {
+	if txID == "" {
+		return nil, fail(airlock.ENOTFOUND, ReasonUnknownTransaction, nil, "unknown step-up transaction")
+	}
+	t, err := s.store.FindStepUpByID(ctx, txID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, fail(airlock.ENOTFOUND, ReasonUnknownTransaction, nil, "unknown step-up transaction")
+	} else if err != nil {
+		return nil, storeFail(err, "transaction lookup")
+	}
+	if subtle.ConstantTimeCompare([]byte(t.SessionID), []byte(sessionID)) != 1 {
+		return t, fail(airlock.EFORBIDDEN, ReasonWrongSession, nil,
+			"this step-up belongs to another session; confirm it where the request was made (sign in there again if needed)")
+	}
+	if t.IsCompleted() {
+		return t, fail(airlock.ECONFLICT, ReasonTxCompleted, nil, "this step-up was already confirmed")
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return t, fail(airlock.EEXPIRED, ReasonTxExpired, nil, "this step-up expired; repeat the request to start a new one")
+	}
+	return t, nil
+}
+
+// FinishStepUp completes a step-up begun by BeginStepUp. It consumes the
+// ceremony first (single use, even on failure), re-checks the transaction
+// (the caller's session, not completed, not expired) and that the stored
+// challenge is SHA-256(nonce ‖ digest) of that very transaction, verifies
+// the assertion (WebAuthn L3 §7.2, UV required and read from this
+// assertion) for a credential that belongs to the transaction's user AND
+// device and is not revoked, applies the same backup-eligibility and
+// sign-count rules as login (acceptAssertion), and then, once: stores the
+// hash of a new random proof on the transaction (valid Config.ProofTTL),
+// refreshes the session's last user verification, and audits
+// "stepup.success". Every refusal is audited "stepup.failure" with a reason
+// code and counted as a failed ceremony of the user.
+func (s *Service) FinishStepUp(ctx context.Context, ceremonyID string, credentialJSON []byte, sessionID string, meta Meta) (*StepUpResult, error) {
+	var t *airlock.StepUp
+	var credID []byte
+	res, err := s.finishStepUp(ctx, ceremonyID, credentialJSON, sessionID, meta, &t, &credID)
+	if err != nil {
+		err = asFailure(err, "step-up")
+		s.recordStepUpFailure(ctx, "finish", t, sessionID, credID, err, meta)
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentialJSON []byte, sessionID string, meta Meta, tp **airlock.StepUp, credID *[]byte) (*StepUpResult, error) {
+	c, _, err := s.consumeCeremony(ctx, ceremonyID, KindStepUp)
+	if err != nil {
+		return nil, err
+	}
+	var st stepUpState
+	if err := json.Unmarshal(c.Data, &st); err != nil || len(st.Nonce) == 0 {
+		return nil, fail(airlock.EINTERNAL, ReasonStore, err, "stored ceremony state is corrupt")
+	}
+	st.Expires = time.Time{}
+	t, err := s.openTransaction(ctx, c.Ref, sessionID)
+	*tp = t
+	if err != nil {
+		return nil, err
+	}
+	// The challenge was derived from this transaction's digest: a
+	// ceremony of one transaction cannot complete another.
+	want := StepUpChallenge(st.Nonce, t.Digest)
+	if c.UserID != t.UserID || st.Challenge != protocol.URLEncodedBase64(want).String() {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonTxBinding, nil, "the ceremony was not started for this transaction")
+	}
+
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(credentialJSON)
+	if err != nil {
+		return nil, fail(airlock.EINVALID, ReasonParse, err, "malformed assertion response (expected PublicKeyCredential JSON from credential.toJSON())")
+	}
+	if len(parsed.RawID) <= maxCredentialIDLength {
+		*credID = parsed.RawID
+	}
+	if err := s.checkClientData(&parsed.Response.CollectedClientData, protocol.AssertCeremony, st.Challenge); err != nil {
+		return nil, err
+	}
+	ad := &parsed.Response.AuthenticatorData
+	// UP, UV (required for every step-up: W5) and the RP ID hash, from
+	// this assertion.
+	if err := s.checkAuthData(ad); err != nil {
+		return nil, err
+	}
+
+	mu := s.credLock(parsed.RawID)
+	mu.Lock()
+	defer mu.Unlock()
+	cred, err := s.store.FindCredentialByID(ctx, parsed.RawID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
+	} else if err != nil {
+		return nil, storeFail(err, "credential lookup")
+	}
+	// The passkey must be the session user's, on the session's device:
+	// another device's or another person's passkey confirms nothing here.
+	if cred.UserID != t.UserID || cred.DeviceID != t.DeviceID {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonWrongCredential, nil, "this passkey is not bound to the signed-in user and device of the request")
+	}
+	u, err := s.store.FindUserByID(ctx, t.UserID)
+	if err != nil {
+		return nil, storeFail(err, "user lookup")
+	}
+	if h := parsed.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, u.Handle) {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
+	}
+	assertedBE := ad.Flags.HasBackupEligible()
+	wc, err := s.wa.ValidateLogin(&waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, st.SessionData, parsed)
+	if err != nil {
+		return nil, libraryFailure(err)
+	}
+	if cred.IsRevoked() {
+		return nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
+	}
+	if u.Disabled {
+		return nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	d, err := s.store.FindDeviceByID(ctx, cred.DeviceID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "the passkey's device is no longer in the inventory")
+	} else if err != nil {
+		return nil, storeFail(err, "device lookup")
+	}
+	if d.Trust == airlock.TrustRevoked {
+		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
+	}
+	tier, ok := s.effectiveTier(u, cred)
+	if !ok {
+		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
+	}
+	if err := s.acceptAssertion(ctx, u, d, cred, ad, wc, tier, meta); err != nil {
+		return nil, err
+	}
+
+	proof, err := randomID(32)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	expires := now.Add(s.cfg.ProofTTL)
+	if err := s.store.CompleteStepUp(ctx, t.ID, ProofHash(proof), cred.ID, now, expires); err != nil {
+		if airlock.ErrorCode(err) == airlock.ECONFLICT {
+			return nil, fail(airlock.ECONFLICT, ReasonTxCompleted, err, "this step-up was already confirmed")
+		}
+		return nil, storeFail(err, "transaction update")
+	}
+	t.ProofHash, t.CredentialID, t.CompletedAt, t.ProofExpiresAt = ProofHash(proof), cred.ID, now, expires
+	// A step-up is a fresh user-verified assertion of this session.
+	if err := s.store.SetSessionUV(ctx, t.SessionID, now); err != nil {
+		return nil, storeFail(err, "session update")
+	}
+	e := stepUpEvent("stepup.success", airlock.OutcomeSuccess, t, meta)
+	e.CredentialID = b64(cred.ID)
+	e.Details["proof_expires_at"] = expires.Format(time.RFC3339Nano)
+	e.Details["nonce"] = b64(st.Nonce)
+	e.Details["challenge"] = st.Challenge
+	e.Details["sign_count"] = cred.SignCount
+	if err := s.audit.Record(ctx, e); err != nil {
+		return nil, err
+	}
+	return &StepUpResult{Proof: proof, Transaction: t, Credential: cred}, nil
+}
+
+// stepUpEvent is an audit event about transaction t (which may be nil when
+// it could not be found).
+func stepUpEvent(typ, outcome string, t *airlock.StepUp, meta Meta) airlock.AuditEvent {
+	e := auditEvent(typ, outcome, meta)
+	if t != nil {
+		e.Actor, e.Subject, e.UserID, e.SessionID, e.DeviceID = t.UserID, t.ID, t.UserID, t.SessionID, t.DeviceID
+		e.TransactionID, e.DecisionID = t.ID, t.DecisionID
+		e.Details["action"] = t.Action
+		e.Details["resource"] = t.Resource
+		e.Details["params_digest"] = b64(t.ParamsDigest)
+		e.Details["digest"] = b64(t.Digest)
+	}
+	return e
+}
+
+// recordStepUpFailure audits "stepup.failure" and counts it against the
+// transaction's user. A failure to record is not returned: the step-up
+// already failed.
+func (s *Service) recordStepUpFailure(ctx context.Context, stage string, t *airlock.StepUp, sessionID string, credID []byte, err error, meta Meta) {
+	outcome := airlock.OutcomeDenied
+	switch airlock.ErrorCode(err) {
+	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
+		outcome = airlock.OutcomeFailure
+	}
+	e := stepUpEvent("stepup.failure", outcome, t, meta)
+	e.Reason = string(ReasonOf(err))
+	e.Details["stage"] = stage
+	e.Details["message"] = airlock.ErrorMessage(err)
+	if t == nil || t.SessionID != sessionID {
+		// The caller is another session than the transaction's.
+		e.Details["caller_session"] = sessionID
+	}
+	if credID != nil {
+		e.CredentialID = b64(credID)
+	}
+	_ = s.audit.Record(ctx, e)
+	if t != nil {
+		s.countFailure(ctx, t.UserID, err)
+	}
+}
