@@ -331,7 +331,7 @@ func cmdBootstrap(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	m := &Main{Config: cfg}
-	if m.Store, err = openStore(ctx, cfg.Data); err != nil {
+	if m.Store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
 	defer m.Store.Close()

@@ -25,6 +25,7 @@ import (
 type Config struct {
 	Listen  string   `yaml:"listen"`
 	Data    string   `yaml:"data"`
+	Store   string   `yaml:"store"` // empty: SQLite in Data; else sqlite:PATH or postgres://… (store.go)
 	RPID    string   `yaml:"rp_id"`
 	RPName  string   `yaml:"rp_name"`
 	Origins []string `yaml:"origins"`
@@ -97,6 +98,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 		configFile = fs.String("config", "", "YAML configuration file (env AIRLOCK_CONFIG)")
 		listen     = fs.String("listen", "", "address to listen on (env AIRLOCK_LISTEN; default localhost:8080)")
 		data       = fs.String("data", "", "data directory for the SQLite store (env AIRLOCK_DATA; default ./airlock-data)")
+		store      = fs.String("store", "", "store URL: sqlite:PATH or postgres://… (env AIRLOCK_STORE; default SQLite in the data directory)")
 		rpID       = fs.String("rp-id", "", "WebAuthn relying party ID (env AIRLOCK_RP_ID; default localhost)")
 		tlsCert    = fs.String("tls-cert", "", "TLS certificate file (env AIRLOCK_TLS_CERT)")
 		tlsKey     = fs.String("tls-key", "", "TLS key file (env AIRLOCK_TLS_KEY)")
@@ -136,6 +138,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 		}
 		override(&cfg.Listen, "AIRLOCK_LISTEN", *listen)
 		override(&cfg.Data, "AIRLOCK_DATA", *data)
+		override(&cfg.Store, "AIRLOCK_STORE", *store)
 		override(&cfg.RPID, "AIRLOCK_RP_ID", *rpID)
 		override(&cfg.TLSCert, "AIRLOCK_TLS_CERT", *tlsCert)
 		override(&cfg.TLSKey, "AIRLOCK_TLS_KEY", *tlsKey)
@@ -172,6 +175,9 @@ func splitList(v string) []string {
 func (c *Config) Validate() error {
 	if c.Listen == "" || c.Data == "" || c.RPID == "" {
 		return fmt.Errorf("config: listen, data and rp_id are required")
+	}
+	if _, err := storeKind(c.Store); err != nil {
+		return err
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: tls_cert and tls_key go together")

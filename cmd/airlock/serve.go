@@ -11,18 +11,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"airlock"
 	"airlock/audit"
 	airhttp "airlock/http"
 	"airlock/notify"
 	"airlock/passkey"
 	"airlock/session"
-	"airlock/sqlite"
 )
 
 // Main is the running server: `airlock serve` and the end-to-end tests start
@@ -35,7 +34,7 @@ type Main struct {
 	// Now, if set, replaces the clock everywhere (tests).
 	Now func() time.Time
 
-	Store    *sqlite.Store
+	Store    airlock.Store
 	Passkeys *passkey.Service
 	Sessions *session.Manager
 	Audit    *audit.Log
@@ -53,20 +52,6 @@ type Main struct {
 
 // Addr is the address the server listens on.
 func (m *Main) Addr() net.Addr { return m.listener.Addr() }
-
-// openStore opens the SQLite store in the data directory, creating it.
-func openStore(ctx context.Context, dir string) (*sqlite.Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	// Credentials, sessions and the audit trail live here: owner-only.
-	_ = os.Chmod(dir, 0o700)
-	path := filepath.Join(dir, "airlock.db")
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
-		f.Close()
-	}
-	return sqlite.Open(ctx, path)
-}
 
 // services builds the domain services over an open store.
 func (m *Main) services(cfg Config, origins []string) error {
@@ -95,7 +80,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if m.Store, err = openStore(ctx, cfg.Data); err != nil {
+	if m.Store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
 	defer func() {
@@ -171,7 +156,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Logger.Error("server stopped", "err", err)
 		}
 	}()
-	m.Logger.Info("airlock serving", "addr", m.listener.Addr().String(), "origin", m.Origin, "data", cfg.Data)
+	m.Logger.Info("airlock serving", "addr", m.listener.Addr().String(), "origin", m.Origin, "data", cfg.Data,
+		"store", firstNonEmpty(redactStore(cfg.Store), "sqlite (data directory)"))
 	return nil
 }
 
