@@ -115,7 +115,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	secret := ""
 	if len(users) == 0 {
-		if secret, _, err = m.Passkeys.Bootstrap(ctx); err != nil {
+		if secret, _, err = m.Passkeys.Bootstrap(ctx); airlock.ErrorCode(err) == airlock.ECONFLICT {
+			// Replicas starting together on an empty shared store: another
+			// one created the bootstrap account first and prints the link.
+			m.Logger.Warn("bootstrap: another replica is bootstrapping this store; it prints the link", "err", err)
+			secret, err = "", nil
+		}
+		if err != nil {
 			m.listener.Close()
 			return fmt.Errorf("bootstrap: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"airlock"
@@ -256,4 +257,43 @@ func (s *cliServer) postStatus(path string, body any) (int, string) {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(raw)
+}
+
+// TestReplicasStartTogether starts three replicas at once on an empty
+// database: all of them come up (one migrates while the others wait; a
+// replica that loses the race to create the bootstrap account prints no
+// link), and at least one bootstrap link is printed.
+func TestReplicasStartTogether(t *testing.T) {
+	url := pgtest.Schema(t)
+	lb := "http://localhost:" + itoa(freePort(t))
+	const n = 3
+	mains := make([]*Main, n)
+	outs := make([]*strings.Builder, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := DefaultConfig()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Data = t.TempDir()
+		cfg.Store = url
+		cfg.Origins = []string{lb}
+		outs[i] = &strings.Builder{}
+		mains[i] = &Main{Config: cfg, Stdout: outs[i], Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		wg.Go(func() { errs[i] = mains[i].Run(context.Background()) })
+	}
+	wg.Wait()
+	links := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d did not start: %v", i, err)
+			continue
+		}
+		defer mains[i].Close()
+		if strings.HasPrefix(outs[i].String(), "bootstrap enrolment: ") {
+			links++
+		}
+	}
+	if links == 0 {
+		t.Errorf("no replica printed a bootstrap link")
+	}
 }
