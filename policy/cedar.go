@@ -2,8 +2,12 @@ package policy
 
 import (
 	"math"
+	"math/bits"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go"
+
+	"airlock"
 )
 
 // never stands for "no such event" in ages passed to Cedar (no UV assertion,
@@ -33,6 +37,9 @@ func (e *entities) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
 	return cedar.Entity{}, false
 }
 
+// emptySet is the boxed empty set, shared (Cedar values are immutable).
+var emptySet cedar.Value = cedar.NewSet()
+
 func strSet(ss []string) cedar.Set {
 	vs := make([]cedar.Value, len(ss))
 	for i, s := range ss {
@@ -41,86 +48,250 @@ func strSet(ss []string) cedar.Set {
 	return cedar.NewSet(vs...)
 }
 
-func boolean(b bool) cedar.Value { return cedar.Boolean(b) }
+// Bits of the attributes, for the builders below.
+var (
+	bUserName, bUserTier, bUserKind, bUserRoles = bit("principal.name"), bit("principal.tier"), bit("principal.kind"), bit("principal.roles")
+	bResName, bResTier, bResTags                = bit("resource.name"), bit("resource.tier"), bit("resource.@tags")
 
-// cedarRequest builds the Cedar request and entities for in, matching
-// schema.cedarschema exactly (a missing attribute would be an evaluation
-// error, hence a deny).
-func cedarRequest(in *Input, f *facts, score int, effects []cedar.Value) (*entities, cedar.Request) {
-	user := cedar.Entity{
-		UID: cedar.NewEntityUID(typeUser, cedar.String(in.Subject.ID)),
-		Attributes: cedar.NewRecord(cedar.RecordMap{
-			"name":  cedar.String(in.Subject.Name),
-			"tier":  cedar.Long(in.Subject.Tier),
-			"kind":  cedar.String(in.Subject.Kind),
-			"roles": strSet(in.Subject.Roles),
-		}),
+	bAction, bDevice, bSession, bSignals  = bit("context.action"), bit("context.device"), bit("context.session"), bit("context.signals")
+	bSessionAge, bIdle, bUVAge, bPosture  = bit("context.session_age_s"), bit("context.idle_s"), bit("context.uv_age_s"), bit("context.posture_age_s")
+	bRiskScore, bOutsideWindow            = bit("context.risk_score"), bit("context.outside_window")
+	bExceptions, bGrants                  = bit("context.exceptions"), bit("context.grants")
+	bActName, bActSensitivity, bActLevel  = bit("context.action.name"), bit("context.action.sensitivity"), bit("context.action.level")
+	bDevID, bDevKind, bDevTrust           = bit("context.device.id"), bit("context.device.kind"), bit("context.device.trust")
+	bDevCompliant, bDevPostureStale       = bit("context.device.compliant"), bit("context.device.posture_stale")
+	bSesID, bSesTier, bSesHasUV, bSesAMR  = bit("context.session.id"), bit("context.session.tier"), bit("context.session.has_uv"), bit("context.session.amr")
+	bSigNewNet, bSigTravel                = bit("context.signals.new_network"), bit("context.signals.impossible_travel")
+	bSigKmh, bSigFailed                   = bit("context.signals.travel_kmh"), bit("context.signals.failed_ceremonies")
+	bSigRecovery, bSigClone, bSigFirstUse = bit("context.signals.recent_recovery"), bit("context.signals.clone_signal"), bit("context.signals.first_device_use")
+	bSigOutsideWindow                     = bit("context.signals.outside_window")
+	levelUser                             = bUserName | bUserTier | bUserKind | bUserRoles
+	levelResource                         = bResName | bResTier
+	levelContext                          = bAction | bDevice | bSession | bSignals | bSessionAge | bIdle | bUVAge | bPosture | bRiskScore | bExceptions | bGrants
+	levelAction                           = bActName | bActSensitivity | bActLevel
+	levelDevice                           = bDevID | bDevKind | bDevTrust | bDevCompliant | bDevPostureStale
+	levelSession                          = bSesID | bSesTier | bSesHasUV | bSesAMR
+	levelSignals                          = bSigNewNet | bSigTravel | bSigKmh | bSigFailed | bSigRecovery | bSigClone | bSigFirstUse | bSigOutsideWindow
+)
+
+// record builds a Cedar record from the attributes whose bit is in n. The
+// put methods box a value only when its attribute is needed.
+type record struct {
+	n needs
+	m cedar.RecordMap
+}
+
+func newRecord(n, level needs) record {
+	return record{n: n, m: make(cedar.RecordMap, bits.OnesCount64(uint64(n&level)))}
+}
+
+func (r record) str(b needs, key cedar.String, v string) {
+	if r.n&b != 0 {
+		r.m[key] = cedar.String(v)
 	}
-	var tags cedar.Record
-	if len(in.Resource.Labels) > 0 {
+}
+
+func (r record) long(b needs, key cedar.String, v int64) {
+	if r.n&b != 0 {
+		r.m[key] = cedar.Long(v)
+	}
+}
+
+func (r record) boolean(b needs, key cedar.String, v bool) {
+	if r.n&b != 0 {
+		r.m[key] = cedar.Boolean(v)
+	}
+}
+
+func (r record) strs(b needs, key cedar.String, v []string) {
+	if r.n&b != 0 {
+		r.m[key] = strSet(v)
+	}
+}
+
+func (r record) done() cedar.Record { return cedar.NewRecord(r.m) }
+
+func userEntity(in *Input, n needs) cedar.Entity {
+	u := newRecord(n, levelUser)
+	u.str(bUserName, "name", in.Subject.Name)
+	u.long(bUserTier, "tier", int64(in.Subject.Tier))
+	u.str(bUserKind, "kind", string(in.Subject.Kind))
+	u.strs(bUserRoles, "roles", in.Subject.Roles)
+	return cedar.Entity{UID: cedar.NewEntityUID(typeUser, cedar.String(in.Subject.ID)), Attributes: u.done()}
+}
+
+func resourceEntity(in *Input, n needs) cedar.Entity {
+	r := newRecord(n, levelResource)
+	r.str(bResName, "name", in.Resource.Name)
+	r.long(bResTier, "tier", int64(in.Resource.Tier))
+	res := cedar.Entity{UID: cedar.NewEntityUID(typeResource, cedar.String(in.Resource.Name)), Attributes: r.done()}
+	if n&bResTags != 0 && len(in.Resource.Labels) > 0 {
 		m := make(cedar.RecordMap, len(in.Resource.Labels))
 		for k, v := range in.Resource.Labels {
 			m[cedar.String(k)] = cedar.String(v)
 		}
-		tags = cedar.NewRecord(m)
+		res.Tags = cedar.NewRecord(m)
 	}
-	res := cedar.Entity{
-		UID: cedar.NewEntityUID(typeResource, cedar.String(in.Resource.Name)),
-		Attributes: cedar.NewRecord(cedar.RecordMap{
-			"name": cedar.String(in.Resource.Name),
-			"tier": cedar.Long(in.Resource.Tier),
-		}),
-		Tags: tags,
-	}
+	return res
+}
 
-	postureAge := in.Device.PostureAgeS
-	if postureAge < 0 {
-		postureAge = never
+// The context's records are cached by the facts they are built from; each
+// key holds only the facts the set's policies read (the others stay zero).
+
+type actionKey struct {
+	name        string
+	sensitivity Sensitivity
+}
+
+func (k actionKey) record(n needs) cedar.Record {
+	r := newRecord(n, levelAction)
+	r.str(bActName, "name", k.name)
+	r.str(bActSensitivity, "sensitivity", string(k.sensitivity))
+	r.long(bActLevel, "level", sensitivityLevel(k.sensitivity))
+	return r.done()
+}
+
+type deviceKey struct {
+	id               string
+	kind             airlock.DeviceKind
+	trust            airlock.TrustState
+	compliant, stale bool
+}
+
+func (k deviceKey) record(n needs) cedar.Record {
+	r := newRecord(n, levelDevice)
+	r.str(bDevID, "id", k.id)
+	r.str(bDevKind, "kind", string(k.kind))
+	r.str(bDevTrust, "trust", string(k.trust))
+	r.boolean(bDevCompliant, "compliant", k.compliant)
+	r.boolean(bDevPostureStale, "posture_stale", k.stale)
+	return r.done()
+}
+
+type sessionKey struct {
+	id    string
+	tier  airlock.Tier
+	hasUV bool
+	amr   string // the AMR values joined by NUL
+}
+
+func (k sessionKey) record(n needs) cedar.Record {
+	r := newRecord(n, levelSession)
+	r.str(bSesID, "id", k.id)
+	r.long(bSesTier, "tier", int64(k.tier))
+	r.boolean(bSesHasUV, "has_uv", k.hasUV)
+	if n&bSesAMR != 0 {
+		var amr []string
+		if k.amr != "" {
+			amr = strings.Split(k.amr, "\x00")
+		}
+		r.strs(bSesAMR, "amr", amr)
 	}
-	uvAge := in.Session.UVAgeS
+	return r.done()
+}
+
+type signalsKey struct {
+	newNetwork, travel, recovery, clone, firstUse, outside bool
+	kmh, failed                                            int64
+}
+
+func (k signalsKey) record(n needs) cedar.Record {
+	r := newRecord(n, levelSignals)
+	r.boolean(bSigNewNet, "new_network", k.newNetwork)
+	r.boolean(bSigTravel, "impossible_travel", k.travel)
+	r.long(bSigKmh, "travel_kmh", k.kmh)
+	r.long(bSigFailed, "failed_ceremonies", k.failed)
+	r.boolean(bSigRecovery, "recent_recovery", k.recovery)
+	r.boolean(bSigClone, "clone_signal", k.clone)
+	r.boolean(bSigFirstUse, "first_device_use", k.firstUse)
+	r.boolean(bSigOutsideWindow, "outside_window", k.outside)
+	return r.done()
+}
+
+// keep returns v when bit b is needed, else the zero value, so that facts
+// no policy reads do not split the caches.
+func keep[T any](n, b needs, v T) T {
+	if n&b != 0 {
+		return v
+	}
+	var zero T
+	return zero
+}
+
+// cedarRequest builds the Cedar request and entities for in, matching
+// schema.cedarschema, with only the attributes in s.needs (those the
+// policies can read; a missing attribute that a policy did read would be an
+// evaluation error, hence a deny). Entities and the context's records come
+// from s's caches when identical ones were built before; the context itself
+// is built fresh.
+func (s *Set) cedarRequest(in *Input, f *facts, score int, effects []cedar.Value) (*entities, cedar.Request) {
+	n := s.needs
+	ents := &entities{user: s.cache.user(in, n), resource: s.cache.resource(in, n)}
+
+	c := newRecord(n, levelContext)
+	if n&bAction != 0 {
+		c.m["action"] = s.cache.actions.get(actionKey{
+			name:        keep(n, bActName, in.Action.Name),
+			sensitivity: keep(n, bActSensitivity|bActLevel, in.Action.Sensitivity),
+		}, n)
+	}
+	if n&bDevice != 0 {
+		c.m["device"] = s.cache.devices.get(deviceKey{
+			id:        keep(n, bDevID, in.Device.ID),
+			kind:      keep(n, bDevKind, in.Device.Kind),
+			trust:     keep(n, bDevTrust, in.Device.Trust),
+			compliant: keep(n, bDevCompliant, in.Device.Compliant),
+			stale:     keep(n, bDevPostureStale, f.postureStale),
+		}, n)
+	}
+	if n&bSession != 0 {
+		k := sessionKey{
+			id:    keep(n, bSesID, in.Session.ID),
+			tier:  keep(n, bSesTier, in.Session.Tier),
+			hasUV: keep(n, bSesHasUV, in.Session.UVAgeS >= 0),
+		}
+		if n&bSesAMR != 0 {
+			k.amr = strings.Join(in.Session.AMR, "\x00")
+		}
+		c.m["session"] = s.cache.sessions.get(k, n)
+	}
+	if n&bSignals != 0 {
+		sig := &in.Signals
+		c.m["signals"] = s.cache.signals.get(signalsKey{
+			newNetwork: keep(n, bSigNewNet, sig.NewNetwork),
+			travel:     keep(n, bSigTravel, sig.ImpossibleTravel),
+			kmh:        keep(n, bSigKmh, int64(math.Min(sig.TravelKmh, never))),
+			failed:     keep(n, bSigFailed, int64(sig.FailedCeremonies)),
+			recovery:   keep(n, bSigRecovery, sig.RecentRecovery),
+			clone:      keep(n, bSigClone, sig.CloneSignal),
+			firstUse:   keep(n, bSigFirstUse, sig.FirstDeviceUse),
+			outside:    keep(n, bSigOutsideWindow, f.outsideWindow),
+		}, n)
+	}
+	uvAge, postureAge := in.Session.UVAgeS, in.Device.PostureAgeS
 	if uvAge < 0 {
 		uvAge = never
 	}
-	s := &in.Signals
-	ctx := cedar.NewRecord(cedar.RecordMap{
-		"action":            cedar.String(in.Action.Name),
-		"sensitivity":       cedar.String(in.Action.Sensitivity),
-		"sensitivity_level": cedar.Long(sensitivityLevel(in.Action.Sensitivity)),
-		"device": cedar.NewRecord(cedar.RecordMap{
-			"id":            cedar.String(in.Device.ID),
-			"kind":          cedar.String(in.Device.Kind),
-			"trust":         cedar.String(in.Device.Trust),
-			"compliant":     boolean(in.Device.Compliant),
-			"posture_age_s": cedar.Long(postureAge),
-			"posture_stale": boolean(f.postureStale),
-		}),
-		"session": cedar.NewRecord(cedar.RecordMap{
-			"tier":     cedar.Long(in.Session.Tier),
-			"age_s":    cedar.Long(in.Session.AgeS),
-			"idle_s":   cedar.Long(in.Session.IdleS),
-			"uv_age_s": cedar.Long(uvAge),
-			"has_uv":   boolean(in.Session.UVAgeS >= 0),
-			"amr":      strSet(in.Session.AMR),
-		}),
-		"signals": cedar.NewRecord(cedar.RecordMap{
-			"new_network":       boolean(s.NewNetwork),
-			"impossible_travel": boolean(s.ImpossibleTravel),
-			"travel_kmh":        cedar.Long(int64(math.Min(s.TravelKmh, never))),
-			"failed_ceremonies": cedar.Long(s.FailedCeremonies),
-			"recent_recovery":   boolean(s.RecentRecovery),
-			"clone_signal":      boolean(s.CloneSignal),
-			"first_device_use":  boolean(s.FirstDeviceUse),
-		}),
-		"risk_score":     cedar.Long(score),
-		"outside_window": boolean(f.outsideWindow),
-		"exceptions":     cedar.NewSet(effects...),
-		"grants":         strSet(in.Grants),
-	})
-	ents := &entities{user: user, resource: res}
+	if postureAge < 0 {
+		postureAge = never
+	}
+	c.long(bSessionAge, "session_age_s", in.Session.AgeS)
+	c.long(bIdle, "idle_s", in.Session.IdleS)
+	c.long(bUVAge, "uv_age_s", uvAge)
+	c.long(bPosture, "posture_age_s", postureAge)
+	c.long(bRiskScore, "risk_score", int64(score))
+	if n&bExceptions != 0 {
+		if len(effects) == 0 {
+			c.m["exceptions"] = emptySet
+		} else {
+			c.m["exceptions"] = cedar.NewSet(effects...)
+		}
+	}
+	c.strs(bGrants, "grants", in.Grants)
 	return ents, cedar.Request{
-		Principal: user.UID,
+		Principal: ents.user.UID,
 		Action:    actionRequest,
-		Resource:  res.UID,
-		Context:   ctx,
+		Resource:  ents.resource.UID,
+		Context:   c.done(),
 	}
 }

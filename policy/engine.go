@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -75,9 +76,9 @@ func (e *Engine) Set() *Set { return e.set.Load() }
 func (e *Engine) Decide(in Input) (d Decision) {
 	d.ID = in.DecisionID
 	if d.ID == "" {
-		d.ID = airlock.NewID(PrefixDecision)
+		d.ID = newDecisionID()
 	}
-	d.Risk.Signals = []Contribution{}
+	d.Risk.Signals = []Contribution{} // JSON [], not null, on every path
 	defer func() {
 		if r := recover(); r != nil {
 			d = Decision{ID: d.ID, Outcome: Deny, PolicyVersion: d.PolicyVersion, Risk: d.Risk,
@@ -107,59 +108,55 @@ func (e *Engine) Decide(in Input) (d Decision) {
 		}
 	}
 
-	ents, req := cedarRequest(&in, &f, d.Risk.Score, effects)
-	permitDec, pdiag := set.permits.IsAuthorized(ents, req)
-	_, fdiag := set.forbids.IsAuthorized(ents, req)
-	return set.outcome(d, &in, permitDec == cedar.Allow, pdiag, fdiag)
+	ents, req := set.cedarRequest(&in, &f, d.Risk.Score, effects)
+	return set.decide(d, &in, ents, req)
 }
 
-// outcome maps Cedar's two answers to Airlock's four outcomes
-// (DESIGN.md, "Policy engine").
-func (s *Set) outcome(d Decision, in *Input, permitted bool, pdiag, fdiag cedar.Diagnostic) Decision {
-	// Cedar skips a policy whose evaluation fails; a skipped forbid would
-	// silently not apply, so any error is a deny.
-	if errs := append(slices.Clone(pdiag.Errors), fdiag.Errors...); len(errs) > 0 {
-		for _, e := range errs {
-			d.Reasons = append(d.Reasons, Reason{Policy: ReasonEvaluationError,
-				Text: fmt.Sprintf("policy %s failed to evaluate: %s", e.PolicyID, e.Message)})
-		}
-		sortReasons(d.Reasons)
-		d.Outcome = Deny
+// decide evaluates the request and maps Cedar's answer to Airlock's four
+// outcomes (DESIGN.md, "Policy engine"). One evaluation of the whole set
+// settles allow, no permit and a plain forbid; only when every matching
+// forbid is curable are the permits evaluated alone, because on a deny
+// Cedar reports only the forbids, and a step-up must not be offered for a
+// request that nothing permits.
+func (s *Set) decide(d Decision, in *Input, ents *entities, req cedar.Request) Decision {
+	dec, diag := s.all.IsAuthorized(ents, req)
+	if len(diag.Errors) > 0 {
+		return s.evaluationErrors(d, diag.Errors)
+	}
+	if dec == cedar.Allow {
+		d.Outcome = Allow
+		d.Reasons = s.reasons(diag.Reasons)
 		return d
 	}
-	if len(fdiag.Reasons) == 0 {
-		if !permitted {
-			return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
-		}
-		d.Outcome = Allow
-		d.Reasons = s.reasons(pdiag.Reasons)
-		return d
+	if len(diag.Reasons) == 0 {
+		return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
 	}
 
-	d.Reasons = s.reasons(fdiag.Reasons)
-	stepUp, approval, plain := false, false, false
-	for _, r := range fdiag.Reasons {
+	d.Reasons = s.reasons(diag.Reasons)
+	stepUp, approval := false, false
+	for _, r := range diag.Reasons {
 		switch s.rules[r.PolicyID].cure {
 		case cureStepUp:
 			stepUp = true
 		case cureApproval:
 			approval = true
 		default:
-			plain = true
+			d.Outcome = Deny
+			return d
 		}
 	}
-	switch {
-	case plain:
-		d.Outcome = Deny
-	case !permitted:
+	if pdec, pdiag := s.permits.IsAuthorized(ents, req); len(pdiag.Errors) > 0 {
+		return s.evaluationErrors(d, pdiag.Errors)
+	} else if pdec != cedar.Allow {
 		// A curable forbid matched, but nothing permits the request: a
 		// step-up would cure nothing.
-		d.Outcome = Deny
-		d.Reasons = append(d.Reasons, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
+		return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
+	}
+	switch {
 	case approval:
 		d.Outcome = ApprovalRequired
 		for _, r := range d.Reasons {
-			if rr := s.rules[cedar.PolicyID(r.Policy)]; rr != nil && rr.approvalRule != "" {
+			if rr := s.rules[cedar.PolicyID(r.Policy)]; rr.approvalRule != "" {
 				d.Obligations.ApprovalRule = rr.approvalRule
 				break
 			}
@@ -182,10 +179,42 @@ func (s *Set) outcome(d Decision, in *Input, permitted bool, pdiag, fdiag cedar.
 			d.Outcome = Allow
 			d.Obligations = Obligations{}
 			d.Reasons = append(d.Reasons, Reason{Policy: ReasonConfirmed,
-				Text: fmt.Sprintf("cured by the passkey confirmation of transaction %s", in.Confirmation.Transaction)})
+				Text: "cured by the passkey confirmation of transaction " + in.Confirmation.Transaction})
 		}
 	}
 	return d
+}
+
+// evaluationErrors denies: Cedar skips a policy whose evaluation fails, and
+// a skipped forbid would silently not apply.
+func (s *Set) evaluationErrors(d Decision, errs []cedar.DiagnosticError) Decision {
+	d.Reasons = nil
+	for _, e := range errs {
+		d.Reasons = append(d.Reasons, Reason{Policy: ReasonEvaluationError,
+			Text: fmt.Sprintf("policy %s failed to evaluate: %s", e.PolicyID, e.Message)})
+	}
+	sortReasons(d.Reasons)
+	d.Outcome = Deny
+	d.Obligations = Obligations{}
+	return d
+}
+
+// newDecisionID returns "dec_" and 24 hex digits (96 bits), the format of
+// airlock.NewID. Decision ids name decisions in the audit log; they are not
+// secrets, so they come from math/rand/v2's per-thread ChaCha8 generator
+// (seeded by the OS), which costs nanoseconds instead of a system call.
+func newDecisionID() string {
+	var b [len(PrefixDecision) + 24]byte
+	copy(b[:], PrefixDecision)
+	hi, lo := rand.Uint64(), rand.Uint32()
+	const digits = "0123456789abcdef"
+	for i := range 16 {
+		b[len(PrefixDecision)+i] = digits[hi>>(60-4*i)&0xf]
+	}
+	for i := range 8 {
+		b[len(PrefixDecision)+16+i] = digits[lo>>(28-4*i)&0xf]
+	}
+	return string(b[:])
 }
 
 func deny(d Decision, r Reason) Decision {
@@ -199,9 +228,9 @@ func deny(d Decision, r Reason) Decision {
 func (s *Set) reasons(rs []cedar.DiagnosticReason) []Reason {
 	out := make([]Reason, 0, len(rs))
 	for _, r := range rs {
-		text := fmt.Sprintf("policy %s", r.PolicyID)
-		if rr := s.rules[r.PolicyID]; rr != nil && rr.reason != "" {
-			text = rr.reason
+		text := s.rules[r.PolicyID].reason
+		if text == "" {
+			text = "policy " + string(r.PolicyID)
 		}
 		out = append(out, Reason{Policy: string(r.PolicyID), Text: text})
 	}

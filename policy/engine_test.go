@@ -57,14 +57,14 @@ func reasonIDs(d Decision) string {
 // custom set, including the two cedar-go traps.
 func TestOutcomeMapping(t *testing.T) {
 	set := mustCompile(t, map[string]string{"p.cedar": policyFile("permit-unless-flag", "",
-		`permit (principal, action, resource) unless { context.action == "nopermit" };`) +
+		`permit (principal, action, resource) unless { context.action.name == "nopermit" };`) +
 		policyFile("step-a", "@decision(\"step_up\")\n@max_age(\"300\")\n@acr(\"airlock:tier1\")\n",
-			`forbid (principal, action, resource) when { context.action like "*stepa*" };`) +
+			`forbid (principal, action, resource) when { context.action.name like "*stepa*" };`) +
 		policyFile("step-b", "@decision(\"step_up\")\n@max_age(\"60\")\n@acr(\"airlock:tier0\")\n",
-			`forbid (principal, action, resource) when { context.action like "*stepb*" };`) +
+			`forbid (principal, action, resource) when { context.action.name like "*stepb*" };`) +
 		policyFile("approve", "@decision(\"approval\")\n@approval_rule(\"two-admins\")\n",
-			`forbid (principal, action, resource) when { context.action like "*approve*" };`) +
-		policyFile("hard", "", `forbid (principal, action, resource) when { context.action like "*hard*" };`),
+			`forbid (principal, action, resource) when { context.action.name like "*approve*" };`) +
+		policyFile("hard", "", `forbid (principal, action, resource) when { context.action.name like "*hard*" };`),
 	})
 	e := NewEngine(set, DefaultConfig())
 	tests := []struct {
@@ -119,7 +119,7 @@ func TestOutcomeMapping(t *testing.T) {
 		// "nopermit-stepa" != "nopermit", so the permit holds; use an
 		// action the permit excludes and a step-up matches instead.
 		set2 := mustCompile(t, map[string]string{"p.cedar": policyFile("only-low", "",
-			`permit (principal, action, resource) when { context.sensitivity == "low" };`) +
+			`permit (principal, action, resource) when { context.action.sensitivity == "low" };`) +
 			policyFile("step", "@decision(\"step_up\")\n", `forbid (principal, action, resource);`)})
 		in.Action.Sensitivity = High
 		d := NewEngine(set2, DefaultConfig()).Decide(in)
@@ -139,7 +139,7 @@ func TestOutcomeMapping(t *testing.T) {
 // integer overflow.
 func TestEvaluationErrorDenies(t *testing.T) {
 	set := mustCompile(t, map[string]string{"p.cedar": policyFile("all", "", `permit (principal, action, resource);`) +
-		policyFile("overflow", "", `forbid (principal, action, resource) when { context.session.uv_age_s * 10000000000 < 0 };`)})
+		policyFile("overflow", "", `forbid (principal, action, resource) when { context.uv_age_s * 10000000000 < 0 };`)})
 	e := NewEngine(set, DefaultConfig())
 	in := baseInput()
 	if d := e.Decide(in); d.Outcome != Allow { // 60 * 1e10 fits in int64

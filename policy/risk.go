@@ -159,7 +159,7 @@ type facts struct {
 // risk computes the score and its contributions. Only signals that fired
 // are listed; a fired signal whose weight is 0 is listed with 0 points.
 func (m *model) risk(in *Input, f *facts) Risk {
-	var out []Contribution
+	out := []Contribution{}
 	add := func(i int, text string) {
 		out = append(out, Contribution{Signal: signalNames[i], Points: m.weights[i], Text: text})
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"path"
 	"regexp"
 	"slices"
@@ -119,14 +120,18 @@ type FileInfo struct {
 // concurrent use. The zero value is not usable; use Compile or Default.
 type Set struct {
 	version string
-	// permits and forbids are evaluated separately: on a deny Cedar
-	// reports only the matching forbids, and a curable forbid may turn into
-	// step_up only when some permit is also satisfied (DESIGN.md, "two
-	// traps").
-	permits *cedar.PolicySet
-	forbids *cedar.PolicySet
+	// all holds every policy; permits the permits alone, evaluated when
+	// every matching forbid is curable: on a deny Cedar reports only the
+	// forbids, and a curable forbid may turn into step_up only when some
+	// permit is also satisfied (DESIGN.md, "two traps").
+	all     *policyList
+	permits *policyList
 	rules   map[cedar.PolicyID]*rule
 	files   []FileInfo
+	// needs are the attributes the policies can read; Decide builds only
+	// these.
+	needs needs
+	cache *entityCache
 }
 
 // Compile parses Cedar policy files (name → content), checks every policy
@@ -145,9 +150,10 @@ func Compile(files map[string][]byte) (*Set, error) {
 
 	s := &Set{
 		version: version(names, files),
-		permits: cedar.NewPolicySet(),
-		forbids: cedar.NewPolicySet(),
+		all:     &policyList{},
+		permits: &policyList{},
 		rules:   map[cedar.PolicyID]*rule{},
+		cache:   &entityCache{},
 	}
 	var errs []error
 	seen := map[string]string{} // @id → where first defined
@@ -183,10 +189,10 @@ func Compile(files map[string][]byte) (*Set, error) {
 			}
 			pid := cedar.PolicyID(r.id)
 			s.rules[pid] = r
-			if r.forbid {
-				s.forbids.Add(pid, p)
-			} else {
-				s.permits.Add(pid, p)
+			s.needs |= policyNeeds(p)
+			s.all.add(pid, p)
+			if !r.forbid {
+				s.permits.add(pid, p)
 			}
 			eff := "permit"
 			if r.forbid {
@@ -199,10 +205,39 @@ func Compile(files map[string][]byte) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy: invalid policy set:\n%w", errors.Join(errs...))
 	}
-	if len(s.permits.Map()) == 0 {
+	if len(s.permits.ids) == 0 {
 		return nil, errors.New("policy: invalid policy set: no permit policy (everything would be denied)")
 	}
 	return s, nil
+}
+
+// policyList is a cedar.PolicyIterator over a slice in source order:
+// cheaper to walk than cedar.PolicySet's map, and its iterator function is
+// made once, not per evaluation.
+type policyList struct {
+	ids      []cedar.PolicyID
+	policies []*cedar.Policy
+	seq      iter.Seq2[cedar.PolicyID, *cedar.Policy]
+}
+
+func (l *policyList) add(id cedar.PolicyID, p *cedar.Policy) {
+	l.ids = append(l.ids, id)
+	l.policies = append(l.policies, p)
+	l.seq = func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for i, id := range l.ids {
+			if !yield(id, l.policies[i]) {
+				return
+			}
+		}
+	}
+}
+
+// All implements cedar.PolicyIterator.
+func (l *policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return l.seq }
+
+// IsAuthorized evaluates the policies (cedar.Authorize).
+func (l *policyList) IsAuthorized(ents cedar.EntityGetter, req cedar.Request) (cedar.Decision, cedar.Diagnostic) {
+	return cedar.Authorize(l, ents, req)
 }
 
 // annotations reads and checks Airlock's annotations on p. It returns a nil
