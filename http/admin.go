@@ -36,6 +36,10 @@ func (s *Server) record(r *http.Request, e airlock.AuditEvent) error {
 	}
 	e.RequestID = requestIDFrom(r.Context())
 	e.IP = clientIP(r)
+	if e.DecisionID == "" {
+		// The policy decision that allowed this change.
+		e.DecisionID = decisionID(r)
+	}
 	return s.Audit.Record(r.Context(), e)
 }
 

@@ -30,7 +30,7 @@ func (e *env) userID(admin, name string) string {
 }
 
 func TestNoDeviceTakeoverAcrossTiers(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, airlockTier1)
 	admin, adminAuth := e.bootstrapAdmin()
 	t1admin, _, _ := e.person(admin, "t1admin", 1, []string{airlock.RoleAdmin}, passkeytest.Flags{})
 	bootDev := e.deviceOf(admin, e.userID(admin, "admin"))
@@ -71,7 +71,7 @@ func TestNoDeviceTakeoverAcrossTiers(t *testing.T) {
 }
 
 func TestNoSameTierAccountTakeover(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, airlockTier1)
 	admin, _ := e.bootstrapAdmin()
 	t1admin, _, _ := e.person(admin, "t1admin", 1, []string{airlock.RoleAdmin}, passkeytest.Flags{})
 	_, _, peerID := e.person(admin, "peer", 1, []string{airlock.RoleAdmin}, passkeytest.Flags{})

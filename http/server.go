@@ -24,6 +24,7 @@ import (
 
 	"airlock"
 	"airlock/audit"
+	"airlock/decide"
 	"airlock/device"
 	"airlock/passkey"
 	"airlock/session"
@@ -45,9 +46,16 @@ type Server struct {
 	Origins []string
 	// Secure marks cookies Secure with the __Host- prefix (serving https).
 	Secure bool
-	// AdminFreshUV is how recent the last user-verified passkey use of an
-	// admin session must be (default 5 min).
-	AdminFreshUV time.Duration
+	// SelfServiceFreshUV is how recent the last user-verified passkey use
+	// must be for a person to add a passkey to their own account (default
+	// 5 min). Admin actions are decided by Decide instead.
+	SelfServiceFreshUV time.Duration
+	// Decide decides requests: POST /v1/decide and every sensitive admin
+	// action. Without it those are denied (fail closed).
+	Decide *decide.Service
+	// ReloadPolicy, if set, reloads the policy directory on
+	// POST /v1/admin/policy/reload.
+	ReloadPolicy PolicyReloader
 	// BeginPerMinute limits ceremony begin calls per client IP (default 30).
 	BeginPerMinute int
 	Now            func() time.Time
@@ -65,8 +73,8 @@ func (s *Server) Handler() http.Handler {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	if s.AdminFreshUV <= 0 {
-		s.AdminFreshUV = 5 * time.Minute
+	if s.SelfServiceFreshUV <= 0 {
+		s.SelfServiceFreshUV = 5 * time.Minute
 	}
 	if s.BeginPerMinute <= 0 {
 		s.BeginPerMinute = 30
@@ -100,19 +108,20 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /v1/me/enrolment-tokens", s.authed(s.handleMyEnrolmentToken))
 
 	handle("GET /v1/admin/users", s.admin(s.handleListUsers))
-	handle("POST /v1/admin/users", s.admin(s.handleCreateUser))
+	handle("POST /v1/admin/users", s.sensitive(decide.ActionUserCreate, s.handleCreateUser))
 	handle("GET /v1/admin/users/{id}", s.admin(s.handleGetUser))
-	handle("PATCH /v1/admin/users/{id}", s.admin(s.handleUpdateUser))
+	handle("PATCH /v1/admin/users/{id}", s.sensitive(decide.ActionUserUpdate, s.handleUpdateUser))
 	handle("GET /v1/admin/devices", s.admin(s.handleListDevices))
-	handle("POST /v1/admin/devices", s.admin(s.handleCreateDevice))
+	handle("POST /v1/admin/devices", s.sensitive(decide.ActionDeviceCreate, s.handleCreateDevice))
 	handle("GET /v1/admin/devices/{id}", s.admin(s.handleGetDevice))
-	handle("PATCH /v1/admin/devices/{id}", s.admin(s.handleUpdateDevice))
-	handle("PUT /v1/admin/devices/{id}/posture", s.admin(s.handleReportPosture))
+	handle("PATCH /v1/admin/devices/{id}", s.sensitive(decide.ActionDeviceUpdate, s.handleUpdateDevice))
+	handle("PUT /v1/admin/devices/{id}/posture", s.sensitive(decide.ActionDevicePosture, s.handleReportPosture))
 	handle("GET /v1/admin/enrolment-tokens", s.admin(s.handleListTokens))
-	handle("POST /v1/admin/enrolment-tokens", s.admin(s.handleIssueToken))
-	handle("POST /v1/admin/credentials/{id}/revoke", s.admin(s.handleRevokeCredential))
+	handle("POST /v1/admin/enrolment-tokens", s.sensitive(decide.ActionEnrolmentTokenIssue, s.handleIssueToken))
+	handle("POST /v1/admin/credentials/{id}/revoke", s.sensitive(decide.ActionCredentialRevoke, s.handleRevokeCredential))
 	handle("GET /v1/admin/audit", s.admin(s.handleAudit))
 
+	s.routesDecide(handle)
 	s.routesUI(mux, handle)
 
 	return s.requestID(s.limitBody(s.checkOrigin(mux)))
@@ -163,7 +172,9 @@ func (s *Server) checkOrigin(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if bearerToken(r) != "" {
+		// /v1/decide checks the origin itself when it falls back to the
+		// caller's cookie; enforcement points send neither.
+		if bearerToken(r) != "" || r.URL.Path == "/v1/decide" {
 			next.ServeHTTP(w, r)
 			return
 		}

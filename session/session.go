@@ -165,6 +165,32 @@ func ACRForTier(t airlock.Tier) string {
 // activity (resetting the idle deadline). A session past a deadline is ended
 // (audited "session.expired") and EUNAUTHORIZED is returned.
 func (m *Manager) Authenticate(ctx context.Context, token string) (*airlock.Session, error) {
+	s, _, err := m.AuthenticateSeen(ctx, token)
+	return s, err
+}
+
+// AuthenticateSeen is Authenticate that also returns when the session was
+// last seen before this request (for the idle-time risk signal).
+func (m *Manager) AuthenticateSeen(ctx context.Context, token string) (*airlock.Session, time.Time, error) {
+	s, err := m.authenticate(ctx, token)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	prev := s.LastSeen
+	now := m.cfg.Now().UTC()
+	if err := m.store.TouchSession(ctx, s.ID, now); airlock.ErrorCode(err) == airlock.ECONFLICT {
+		// Ended between the lookup and the touch.
+		return nil, time.Time{}, airlock.Errorf(airlock.EUNAUTHORIZED, "session has ended")
+	} else if err != nil {
+		return nil, time.Time{}, err
+	}
+	s.LastSeen = now
+	return s, prev, nil
+}
+
+// authenticate finds the live session of token, ending it if a deadline
+// has passed; it does not touch it.
+func (m *Manager) authenticate(ctx context.Context, token string) (*airlock.Session, error) {
 	if token == "" || len(token) > 200 {
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "no valid session")
 	}
@@ -184,13 +210,6 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*airlock.Sess
 		}
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "session expired (%s); sign in again", reason)
 	}
-	if err := m.store.TouchSession(ctx, s.ID, now); airlock.ErrorCode(err) == airlock.ECONFLICT {
-		// Ended between the lookup and the touch.
-		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "session has ended")
-	} else if err != nil {
-		return nil, err
-	}
-	s.LastSeen = now
 	return s, nil
 }
 

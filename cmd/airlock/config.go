@@ -14,8 +14,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"airlock/decide"
 	"airlock/device"
 	"airlock/passkey"
+	"airlock/policy"
+	"airlock/risk"
 	"airlock/session"
 )
 
@@ -43,12 +46,43 @@ type Config struct {
 	Webhook WebhookConfig `yaml:"webhook"`
 	// CeremonyBeginPerMinute limits ceremony starts per client IP.
 	CeremonyBeginPerMinute int `yaml:"ceremony_begin_per_minute"`
-	// AdminFreshUV is the longest time since the last user-verified
-	// passkey use for admin actions.
+	// SelfServiceFreshUV is the longest time since the last user-verified
+	// passkey use for a person adding a passkey to their own account.
+	SelfServiceFreshUV time.Duration `yaml:"self_service_fresh_uv"`
+	// AdminFreshUV is the deprecated name of SelfServiceFreshUV: admin
+	// actions are decided by the policy engine (step-up) now. When set it
+	// is used as SelfServiceFreshUV.
 	AdminFreshUV time.Duration `yaml:"admin_fresh_uv"`
+	// Actions and Resources are the action catalog (name → sensitivity,
+	// per-resource overrides) and the configured resources. Both empty
+	// means the quick-start catalog; Airlock's own admin actions and the
+	// resource "airlock" (tier 0) are always added unless defined here.
+	Actions   map[string]decide.Action `yaml:"actions"`
+	Resources []decide.ResourceDef     `yaml:"resources"`
+	// Risk is the risk model: signal weights and the windows signals look
+	// back over.
+	Risk RiskConfig `yaml:"risk"`
 	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
 	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
 	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
+}
+
+// DefaultSelfServiceFreshUV is self_service_fresh_uv's default.
+const DefaultSelfServiceFreshUV = 5 * time.Minute
+
+// RiskConfig is the risk model's configuration: the policy engine's weights
+// and thresholds of its derived signals, and the gatherer's windows.
+type RiskConfig struct {
+	policy.Config `yaml:",inline"`
+	Windows       risk.Config `yaml:",inline"`
+}
+
+// Catalog returns the action catalog and resources in effect.
+func (c *Config) Catalog() decide.Catalog {
+	if len(c.Actions) == 0 && len(c.Resources) == 0 {
+		return decide.QuickStart()
+	}
+	return decide.Catalog{Actions: c.Actions, Resources: c.Resources}.WithAdmin()
 }
 
 // SessionsConfig holds session deadlines.
@@ -75,7 +109,8 @@ func DefaultConfig() Config {
 		Sessions:               SessionsConfig{Tier0: sc.Tiers[0], Tier1: sc.Tiers[1], Tier2: sc.Tiers[2], SharedStation: sc.SharedStation},
 		Posture:                device.DefaultRules(),
 		CeremonyBeginPerMinute: 30,
-		AdminFreshUV:           5 * time.Minute,
+		SelfServiceFreshUV:     DefaultSelfServiceFreshUV,
+		Risk:                   RiskConfig{Config: policy.DefaultConfig()},
 		CeremonyTTL:            5 * time.Minute,
 		EnrolmentTokenTTL:      15 * time.Minute,
 	}
@@ -210,12 +245,24 @@ func (c *Config) Validate() error {
 	if l := c.Sessions.SharedStation; l.Absolute < 0 || l.Idle < 0 || (l.Absolute > 0 && l.Idle > l.Absolute) {
 		return fmt.Errorf("config: sessions.shared_station: durations must be positive and idle must not exceed absolute")
 	}
+	if c.AdminFreshUV != 0 {
+		if c.SelfServiceFreshUV != DefaultSelfServiceFreshUV && c.SelfServiceFreshUV != c.AdminFreshUV {
+			return fmt.Errorf("config: admin_fresh_uv is the deprecated name of self_service_fresh_uv; set only self_service_fresh_uv")
+		}
+		c.SelfServiceFreshUV = c.AdminFreshUV
+	}
+	if err := c.Catalog().Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := c.Risk.Config.Validate(); err != nil {
+		return fmt.Errorf("config: risk: %w", err)
+	}
 	bounded := []struct {
 		name     string
 		v        time.Duration
 		min, max time.Duration
 	}{
-		{"admin_fresh_uv", c.AdminFreshUV, time.Second, 15 * time.Minute},
+		{"self_service_fresh_uv", c.SelfServiceFreshUV, time.Second, 15 * time.Minute},
 		{"ceremony_ttl", c.CeremonyTTL, 10 * time.Second, 10 * time.Minute},
 		{"enrolment_token_ttl", c.EnrolmentTokenTTL, time.Minute, 24 * time.Hour},
 	}

@@ -18,9 +18,11 @@ import (
 
 	"airlock"
 	"airlock/audit"
+	"airlock/decide"
 	airhttp "airlock/http"
 	"airlock/notify"
 	"airlock/passkey"
+	"airlock/policy"
 	"airlock/session"
 )
 
@@ -38,6 +40,9 @@ type Main struct {
 	Passkeys *passkey.Service
 	Sessions *session.Manager
 	Audit    *audit.Log
+	// Engine is the policy engine; Decide the decision point over it.
+	Engine *policy.Engine
+	Decide *decide.Service
 	// Origin is the public base URL (the first allowed origin).
 	Origin string
 	// BootstrapURL is set when this start issued a bootstrap enrolment link.
@@ -64,7 +69,10 @@ func (m *Main) services(cfg Config, origins []string) error {
 		RPID: cfg.RPID, RPName: cfg.RPName, Origins: origins, Tiers: cfg.Tiers,
 		CeremonyTTL: cfg.CeremonyTTL, TokenTTL: cfg.EnrolmentTokenTTL, DeviceRules: cfg.Posture, Now: m.Now,
 	}, m.Store, m.Audit, notify.NewOutbox(m.Store, m.Now))
-	return err
+	if err != nil {
+		return err
+	}
+	return m.decisionPoint(cfg, origins)
 }
 
 // Run opens the store, listens, issues the bootstrap link on an empty
@@ -135,7 +143,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Passkeys: m.Passkeys, Sessions: m.Sessions, Audit: m.Audit,
 		// Behind a TLS-terminating proxy the origin, not the listener, says
 		// whether browsers speak https.
-		DeviceRules: cfg.Posture, Origins: origins, Secure: tls || strings.HasPrefix(m.Origin, "https://"), AdminFreshUV: cfg.AdminFreshUV,
+		DeviceRules: cfg.Posture, Origins: origins, Secure: tls || strings.HasPrefix(m.Origin, "https://"), SelfServiceFreshUV: cfg.SelfServiceFreshUV,
+		Decide: m.Decide, ReloadPolicy: m.reloadPolicy(),
 		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
 	}
 	m.server = &http.Server{
@@ -198,7 +207,12 @@ func (m *Main) sweep(ctx context.Context) error {
 	if _, err := m.Store.DeleteExpiredCeremonies(ctx, now()); err != nil {
 		return err
 	}
-	return m.Sessions.ExpireStale(ctx)
+	if err := m.Sessions.ExpireStale(ctx); err != nil {
+		return err
+	}
+	// Expired exceptions (audited policy.exception_expired), finished
+	// step-up transactions, old risk history.
+	return m.Decide.Housekeeping(ctx)
 }
 
 // Close shuts down gracefully: in-flight requests get up to 10 s.

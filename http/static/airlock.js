@@ -1,15 +1,23 @@
 // Airlock web UI: passkey ceremonies and admin forms over the JSON API.
 "use strict";
 
-async function api(method, path, body) {
+async function api(method, path, body, retried) {
   const init = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  if (retried) init.headers["Airlock-StepUp"] = retried;
   const resp = await fetch(path, init);
   let data = {};
   try { data = await resp.json(); } catch (e) { /* empty body */ }
+  // RFC 9470: the policy wants a passkey confirmation of this exact request.
+  // Confirm it here and repeat the identical request once with the proof.
+  if (resp.status === 401 && !retried && data.transaction && data.error && data.error.code === "insufficient_user_authentication") {
+    show("Confirm this change with your passkey…", true);
+    const proof = await stepUp(data.transaction);
+    return api(method, path, body, proof);
+  }
   if (!resp.ok) {
     const msg = data.error && data.error.message ? data.error.message : "request failed (HTTP " + resp.status + ")";
     const err = new Error(msg);
@@ -45,6 +53,16 @@ async function enrol(token) {
   const options = PublicKeyCredential.parseCreationOptionsFromJSON(begin.publicKey);
   const cred = await navigator.credentials.create({ publicKey: options });
   return api("POST", "/v1/enrol/finish", { ceremony: begin.ceremony, credential: cred.toJSON() });
+}
+
+// stepUp confirms a step-up transaction with a passkey and returns the
+// single-use proof.
+async function stepUp(transaction) {
+  const begin = await api("POST", "/v1/stepup/begin", { transaction });
+  const options = PublicKeyCredential.parseRequestOptionsFromJSON(begin.publicKey);
+  const cred = await navigator.credentials.get({ publicKey: options });
+  const res = await api("POST", "/v1/stepup/finish", { ceremony: begin.ceremony, credential: cred.toJSON() });
+  return res.proof;
 }
 
 function unchanged(el) {
@@ -117,6 +135,15 @@ async function onAction(el) {
       out.textContent = res.token;
       out.hidden = false;
       show("Token created. Keep it secret; it ends with its session.", true);
+    } else if (action === "stepup") {
+      const proof = await stepUp(el.dataset.transaction);
+      el.hidden = true;
+      document.getElementById("stepup-proof").textContent = proof;
+      document.getElementById("stepup-done").hidden = false;
+      show("Confirmed.", true);
+      // return_to was checked by the server to stay on this origin; the
+      // proof travels in the fragment, which is never sent to a server.
+      if (el.dataset.return) location.href = el.dataset.return + "#stepup_proof=" + encodeURIComponent(proof);
     } else if (action === "api") {
       if (el.dataset.confirm && !confirm(el.dataset.confirm)) return;
       await api(el.dataset.method, el.dataset.path, el.dataset.body ? JSON.parse(el.dataset.body) : undefined);
