@@ -348,6 +348,18 @@ func version(names []string, files map[string][]byte) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// VersionOf returns the version Compile would give files (the content
+// hash), without compiling them: a watcher can tell whether anything
+// changed.
+func VersionOf(files map[string][]byte) string {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return version(names, files)
+}
+
 // Version is the set's content hash, "sha256:" and 16 hex digits. Decisions
 // carry it.
 func (s *Set) Version() string { return s.version }
