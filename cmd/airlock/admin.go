@@ -15,6 +15,7 @@ import (
 
 	"airlock"
 	airhttp "airlock/http"
+	"airlock/pep"
 )
 
 const adminUsage = `airlock admin — manage users, devices and enrolment links through the admin API
@@ -40,9 +41,24 @@ Commands:
   tokens list
   credentials revoke CREDENTIAL_ID
   audit [--user ID] [--session ID] [--type T] [--after SEQ] [--limit N]
+  exceptions list
+  exceptions create --effect E --owner O --reason R (--ttl DURATION | --expires RFC3339) [--user U] [--action A] [--resource R]
+  exceptions delete ID
+  resources list
+  resources create --name NAME --tier N [--labels k=v,k=v]
+  resources update [--tier N] [--labels k=v,...] NAME
+  resources delete NAME
+  catalog
+  policy-reload
+  decide --action A --resource R [--params JSON] [--client NAME] [--stepup PROOF]   (as your own session)
   bootstrap --reissue [--data DIR] [serve's flags]   (on the server host: new bootstrap link while no tier-0 admin exists)
 
 Output is JSON on stdout.
+
+Sensitive changes may need a step-up: the command prints a URL on stderr;
+open it in the browser signed in with the same session (the one that gave
+the token), confirm with your passkey, paste the proof it shows, and the
+identical request is repeated once with it.
 `
 
 type client struct {
@@ -50,33 +66,35 @@ type client struct {
 	token string
 	http  *http.Client
 	out   io.Writer
+	// errOut gets the step-up prompt; in is where the proof is read from.
+	errOut io.Writer
+	in     io.Reader
 }
 
 func (c *client) do(method, path string, body any) error {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		raw = b
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+	resp, data, err := c.send(method, path, raw, "")
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
+	// RFC 9470: the policy wants this exact change confirmed with a
+	// passkey. The person confirms it in the browser, the identical
+	// request is repeated once with the proof (stepup.go).
+	if ch, ok := pep.ParseChallenge(resp, data); ok {
+		proof, err := c.confirm(ch)
+		if err != nil {
+			return err
+		}
+		if resp, data, err = c.send(method, path, raw, proof); err != nil {
+			return err
+		}
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -93,6 +111,36 @@ func (c *client) do(method, path string, body any) error {
 	}
 	_, err = c.out.Write(data)
 	return err
+}
+
+// send makes one API request; proof, if set, goes in the Airlock-StepUp
+// header.
+func (c *client) send(method, path string, body []byte, proof string) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if proof != "" {
+		req.Header.Set(pep.HeaderStepUp, proof)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, data, nil
 }
 
 func cmdAdmin(args []string, stdout, stderr io.Writer) error {
@@ -115,10 +163,11 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 	if *token == "" {
 		return fmt.Errorf("admin: no token: pass --token or set AIRLOCK_TOKEN (get one from the web UI's home page)")
 	}
-	c := &client{base: strings.TrimRight(*server, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}, out: stdout}
+	c := &client{base: strings.TrimRight(*server, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}, out: stdout,
+		errOut: stderr, in: stdin}
 	cmd, args := rest[0], rest[1:]
 	sub := ""
-	if len(args) > 0 && cmd != "enrol-token" && cmd != "audit" {
+	if len(args) > 0 && cmd != "enrol-token" && cmd != "audit" && !policyCommandsWithoutSub[cmd] {
 		sub, args = args[0], args[1:]
 	}
 	sfs := flag.NewFlagSet("admin "+cmd+" "+sub, flag.ContinueOnError)
@@ -307,6 +356,9 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		q.Set("after", fmt.Sprint(*after))
 		q.Set("limit", fmt.Sprint(*limit))
 		return c.do("GET", "/v1/admin/audit?"+q.Encode(), nil)
+	}
+	if handled, err := c.policyCommand(cmd, sub, sfs, args, one, none); handled {
+		return err
 	}
 	return fmt.Errorf("admin: unknown command %q (run 'airlock admin help')", strings.TrimSpace(cmd+" "+sub))
 }
