@@ -19,6 +19,7 @@ Usage:
   airlock serve [--config FILE] [--listen ADDR] [--data DIR] [--rp-id ID] [--origin URL]... [--tls-cert F --tls-key F]
   airlock admin [--server URL] [--token TOKEN] COMMAND ...   (run 'airlock admin help')
   airlock admin bootstrap --reissue [--data DIR] [serve's flags]
+  airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock version
 `
 
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(args[1:])
 	case "admin":
 		err = cmdAdmin(args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":
