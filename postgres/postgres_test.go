@@ -52,7 +52,58 @@ func replicas(tb testing.TB, n int) []*Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) airlock.Store { return mustOpen(t) })
+}
+
+// TestSimpleProtocol exercises, with pgx's simple query protocol (the mode
+// a PgBouncer in transaction mode needs, see docs/topology.md), every kind
+// of argument the store sends: arrays, bytea, json, timestamps, NULLs and
+// the audit batch's unnest. (The whole suite passes in this mode too; it is
+// not run here to keep the tests fast.)
+func TestSimpleProtocol(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpenURL(t, pgtest.WithParam(pgtest.Schema(t), "default_query_exec_mode", "simple_protocol"))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &airlock.User{ID: "u-1", Name: "alice", Roles: []string{"a", "b"}, Handle: []byte{0, 1, 0xff},
+		Window: &airlock.AccessWindow{TimeZone: "Europe/Paris", NotAfter: now}, CreatedAt: now}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FindUserByHandle(ctx, u.Handle)
+	if err != nil || !slices.Equal(got.Roles, u.Roles) || got.Window == nil || !got.Window.NotAfter.Equal(now) || !got.CreatedAt.Equal(now) {
+		t.Fatalf("user round trip: %+v, %v", got, err)
+	}
+	sess := &airlock.Session{ID: "s-1", TokenHash: []byte("h"), UserID: "u-1", AMR: []string{"hwk"}, LastSeen: now,
+		IdleTimeout: time.Minute, AbsoluteDeadline: now.Add(time.Hour), CreatedAt: now}
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.ListExpiredSessions(ctx, now.Add(time.Minute), 0); err != nil || len(list) != 1 {
+		t.Fatalf("expired sessions: %d, %v", len(list), err)
+	}
+	if ids, err := s.EndUserSessions(ctx, "u-1", "test", now); err != nil || !slices.Equal(ids, []string{"s-1"}) {
+		t.Fatalf("EndUserSessions: %v, %v", ids, err)
+	}
+	events := []*airlock.AuditEvent{
+		{Time: now, Type: "a.b", Outcome: airlock.OutcomeSuccess, UserID: "u-1", Details: map[string]any{"n": 1}},
+		{Time: now, Type: "a.c", Outcome: airlock.OutcomeFailure, SessionID: "s-1"},
+	}
+	if err := s.AppendAudit(ctx, events...); err != nil || events[1].Seq != 2 {
+		t.Fatalf("AppendAudit: %v, seq %d", err, events[1].Seq)
+	}
+	if list, err := s.ListAudit(ctx, airlock.AuditFilter{Type: "a.", Since: now}); err != nil || len(list) != 2 {
+		t.Fatalf("ListAudit: %d, %v", len(list), err)
+	}
+	if hs, err := s.ReadAuditHashes(ctx, []int64{0, 1, 2}); err != nil || len(hs) != 3 {
+		t.Fatalf("ReadAuditHashes: %v, %v", hs, err)
+	}
+	if err := s.SeeNetwork(ctx, "u-1", "192.0.2.0/24", &airlock.GeoPoint{Lat: 1.5, Country: "FR"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.HitRateLimit(ctx, "k", time.Minute, now); err != nil || n != 1 {
+		t.Fatalf("HitRateLimit: %d, %v", n, err)
+	}
 }
 
 // TestConformanceReplicas runs the whole suite with every call going to
@@ -61,6 +112,7 @@ func TestConformance(t *testing.T) {
 // wrote, and the concurrency checks (exactly one winner, gap-free audit
 // numbers) then race across stores.
 func TestConformanceReplicas(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) airlock.Store { return &roundRobin{stores: replicas(t, 3)} })
 }
 

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"airlock"
+	"airlock/passkey/passkeytest"
+	"airlock/postgres"
+	"airlock/postgres/pgtest"
+)
+
+// replica is one `airlock serve --store postgres://…` process.
+type replica struct {
+	i      int
+	base   string
+	cmd    *exec.Cmd
+	stdout chan string // lines printed on stdout
+	stderr *syncBuffer
+	dead   atomic.Bool
+}
+
+// startReplica starts the test binary as `airlock serve` (TestMain's
+// re-exec) on its own loopback port and data directory, on the shared
+// store, serving the load balancer's origin lb.
+func startReplica(t *testing.T, i int, store, lb string, extra ...string) *replica {
+	t.Helper()
+	port := freePort(t)
+	args := append([]string{"serve", "--listen", "127.0.0.1:" + itoa(port), "--data", filepath.Join(t.TempDir(), "data"),
+		"--store", store, "--origin", lb}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "AIRLOCK_TEST_MAIN=1")
+	r := &replica{i: i, base: "http://127.0.0.1:" + itoa(port), cmd: cmd, stdout: make(chan string, 16), stderr: &syncBuffer{}}
+	cmd.Stderr = r.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			r.stdout <- sc.Text()
+		}
+		close(r.stdout)
+	}()
+	t.Cleanup(func() {
+		if !r.dead.Load() {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("replica %d stderr:\n%s", i, r.stderr.String())
+		}
+	})
+	waitReady(t, r.base, nil)
+	return r
+}
+
+// kill ends the replica with SIGKILL: no graceful shutdown, requests in
+// flight are cut off.
+func (r *replica) kill(t *testing.T) {
+	r.dead.Store(true)
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cluster is the test's load balancer: it spreads requests round-robin
+// over the replicas that are up, all behind one origin.
+type cluster struct {
+	t        *testing.T
+	origin   string
+	replicas []*replica
+	next     atomic.Uint64
+	client   *http.Client
+}
+
+// pick returns the next live replica.
+func (c *cluster) pick() *replica {
+	for {
+		r := c.replicas[(c.next.Add(1)-1)%uint64(len(c.replicas))]
+		if !r.dead.Load() {
+			return r
+		}
+	}
+}
+
+// cut counts requests that got no answer because their replica died.
+var cut atomic.Int64
+
+// errReplicaDown marks a request that got no answer because its replica
+// went away.
+var errReplicaDown = errors.New("replica down")
+
+// post sends a JSON POST to replica r as a browser on the cluster's origin
+// would, with an optional bearer token, and decodes the answer. A transport
+// error is errReplicaDown; a non-2xx status is an error with the body.
+func (c *cluster) post(r *replica, path, token string, body any) (map[string]any, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", r.base+path, bytes.NewReader(b))
+	req.Header.Set("Origin", c.origin)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		cut.Add(1)
+		return nil, fmt.Errorf("%w: replica %d: %v", errReplicaDown, r.i, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: replica %d: %v", errReplicaDown, r.i, err)
+	}
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if res.StatusCode/100 != 2 {
+		return out, fmt.Errorf("replica %d: POST %s: %d %s", r.i, path, res.StatusCode, raw)
+	}
+	return out, nil
+}
+
+// mustPost is post on the next replica that fails the test on any error.
+func (c *cluster) mustPost(path, token string, body any) map[string]any {
+	c.t.Helper()
+	out, err := c.post(c.pick(), path, token, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// enrol completes an enrolment link with a new software authenticator,
+// beginning on one replica and finishing on the next.
+func (c *cluster) enrol(link string) *passkeytest.Authenticator {
+	c.t.Helper()
+	secret := link[strings.Index(link, "token=")+len("token="):]
+	a := passkeytest.New()
+	begin := c.mustPost("/v1/enrol/begin", "", map[string]any{"token": secret})
+	opts, _ := json.Marshal(begin["publicKey"])
+	cred, _, err := a.Register(c.origin, opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mustPost("/v1/enrol/finish", "", map[string]any{"ceremony": begin["ceremony"], "credential": json.RawMessage(cred)})
+	return a
+}
+
+// loginOutcome is what one login attempt under load came to.
+type loginOutcome struct {
+	session, token string
+	// lost: the attempt died with a replica (a request to it got no
+	// answer) and is not acknowledged; killed says it was the killed one.
+	lost   bool
+	killed bool
+	err    error
+}
+
+// login runs one discoverable login: begin on one replica, finish on the
+// next. When the replica of a request dies under it, the finish is retried
+// once on a live replica: a ceremony begun on the dead replica must still
+// finish elsewhere, and one whose finish died with it may be gone.
+func (c *cluster) login(a *passkeytest.Authenticator) loginOutcome {
+	r := c.pick()
+	begin, err := c.post(r, "/v1/login/begin", "", map[string]any{})
+	if err != nil {
+		return loginOutcome{lost: errors.Is(err, errReplicaDown), killed: r.dead.Load(), err: err}
+	}
+	opts, _ := json.Marshal(begin["publicKey"])
+	cred, err := a.Assert(c.origin, opts)
+	if err != nil {
+		return loginOutcome{err: err}
+	}
+	finish := map[string]any{"ceremony": begin["ceremony"], "credential": json.RawMessage(cred), "bearer": true}
+	r = c.pick()
+	out, err := c.post(r, "/v1/login/finish", "", finish)
+	if errors.Is(err, errReplicaDown) {
+		killed := r.dead.Load()
+		if out, err = c.post(c.pick(), "/v1/login/finish", "", finish); err != nil {
+			return loginOutcome{lost: true, killed: killed, err: err}
+		}
+	} else if err != nil {
+		return loginOutcome{err: err}
+	}
+	sess, _ := out["session"].(map[string]any)
+	id, _ := sess["id"].(string)
+	tok, _ := out["token"].(string)
+	if id == "" || tok == "" {
+		return loginOutcome{err: fmt.Errorf("login answer without session or token: %v", out)}
+	}
+	return loginOutcome{session: id, token: tok}
+}
+
+// TestReplicasKillOne runs three replicas on one PostgreSQL database behind
+// a round-robin balancer, drives logins from several users (each ceremony
+// begun on one replica and finished on another), kills one replica with
+// SIGKILL mid-load, and then checks that: every acknowledged login's audit
+// event is in the log; the audit log is one gap-free history; no ceremony
+// was lost except those whose request was in flight on the killed replica;
+// and the survivors carry on.
+func TestReplicasKillOne(t *testing.T) {
+	url := pgtest.Schema(t)
+	lb := "http://localhost:" + itoa(freePort(t))
+	c := &cluster{t: t, origin: lb, client: &http.Client{Timeout: 20 * time.Second}}
+	// Every login comes from 127.0.0.1: lift the per-address limit on
+	// ceremony starts (which holds across replicas) out of the way.
+	cfgFile := filepath.Join(t.TempDir(), "airlock.yaml")
+	if err := os.WriteFile(cfgFile, []byte("ceremony_begin_per_minute: 1000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := []string{"--config", cfgFile}
+	// The first replica makes the schema and prints the bootstrap link;
+	// the others start together against the migrated database.
+	c.replicas = append(c.replicas, startReplica(t, 0, url, lb, conf...))
+	var link string
+	select {
+	case link = <-c.replicas[0].stdout:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bootstrap line")
+	}
+	link = strings.TrimPrefix(link, "bootstrap enrolment: ")
+	var wg sync.WaitGroup
+	more := make([]*replica, 2)
+	for i := range more {
+		wg.Go(func() { more[i] = startReplica(t, i+1, url, lb, conf...) })
+	}
+	wg.Wait()
+	c.replicas = append(c.replicas, more...)
+
+	// The bootstrap admin enrols and signs in through the balancer, then
+	// creates one user per worker, each with a trusted, compliant device
+	// and an enrolment link (admin API calls spread over the replicas).
+	admin := c.enrol(link)
+	adm := c.login(admin)
+	if adm.err != nil {
+		t.Fatal(adm.err)
+	}
+	const workers, logins = 4, 25
+	auths := make([]*passkeytest.Authenticator, workers)
+	for w := range workers {
+		name := "worker" + itoa(w)
+		adminCLI := func(args ...string) map[string]any {
+			t.Helper()
+			out, errOut, code := runCLI(t, append([]string{"admin", "--server", c.pick().base, "--token", adm.token}, args...)...)
+			var m map[string]any
+			if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+				t.Fatalf("admin %v: %d %s %s", args, code, out, errOut)
+			}
+			return m
+		}
+		adminCLI("users", "create", "--name", name, "--tier", "2")
+		dev := adminCLI("devices", "create", "--name", name+"-laptop", "--owner", name, "--kind", "managed")["id"].(string)
+		adminCLI("devices", "trust", dev)
+		adminCLI("devices", "posture", "--disk-encrypted", "--screen-lock", "--edr", "--managed", dev)
+		auths[w] = c.enrol(adminCLI("enrol-token", "--user", name, "--device", dev)["url"].(string))
+	}
+
+	// Ceremonies begun on the replica about to die, finished after its
+	// death on the others: their state is in the database.
+	victim := c.replicas[2]
+	type begun struct{ finish map[string]any }
+	var pending []begun
+	for range 2 {
+		b, err := c.post(victim, "/v1/login/begin", "", map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, _ := json.Marshal(b["publicKey"])
+		cred, err := admin.Assert(lb, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, begun{map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(cred), "bearer": true}})
+	}
+
+	// Load: every worker signs in again and again; after a third of the
+	// logins, replica 2 is killed.
+	var (
+		mu       sync.Mutex
+		outcomes []loginOutcome
+		done     atomic.Int64
+		killOnce sync.Once
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for range logins {
+				o := c.login(auths[w])
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				mu.Unlock()
+				if done.Add(1) >= workers*logins/3 {
+					killOnce.Do(func() { victim.kill(t) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !victim.dead.Load() {
+		t.Fatal("the victim replica was never killed")
+	}
+
+	var acked []string
+	for i, p := range pending {
+		out, err := c.post(c.pick(), "/v1/login/finish", "", p.finish)
+		if err != nil {
+			t.Errorf("ceremony %d begun on the killed replica did not finish on a survivor: %v", i, err)
+			continue
+		}
+		acked = append(acked, out["session"].(map[string]any)["id"].(string))
+	}
+	lost := 0
+	for _, o := range outcomes {
+		switch {
+		case o.err == nil:
+			acked = append(acked, o.session)
+		case o.lost && o.killed:
+			lost++ // in flight on the killed replica: allowed to be lost
+		default:
+			t.Errorf("a login failed that the kill does not explain: %v", o.err)
+		}
+	}
+	// Each worker has at most one request in flight at the kill.
+	if lost > workers {
+		t.Errorf("%d logins lost, more than the %d that can be in flight on the killed replica", lost, workers)
+	}
+	if len(acked) < workers*logins+len(pending)-workers {
+		t.Errorf("only %d of %d logins succeeded", len(acked), workers*logins)
+	}
+	t.Logf("%d logins acknowledged, %d lost in flight on the killed replica, %d requests cut off by the kill",
+		len(acked), lost, cut.Load())
+
+	// Every acknowledged login's events are in the one audit log, which has
+	// no gap, and the survivors still serve.
+	ctx := context.Background()
+	pg, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	created := map[string]bool{}
+	var after int64
+	for {
+		page, err := pg.ListAudit(ctx, airlock.AuditFilter{Type: "session.created", AfterSeq: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			created[e.SessionID] = true
+		}
+		after = page[len(page)-1].Seq
+	}
+	for _, id := range acked {
+		if !created[id] {
+			t.Errorf("acknowledged login of session %s has no session.created event", id)
+		}
+	}
+	checkAuditGapFree(t, pg)
+	for _, r := range c.replicas[:2] {
+		if _, err := c.post(r, "/v1/login/begin", "", map[string]any{}); err != nil {
+			t.Errorf("survivor %d: %v", r.i, err)
+		}
+	}
+}
+
+// checkAuditGapFree reads every audit record and checks Seq runs 1, 2, 3…
+// and each leaf parses back to an event with that Seq.
+func checkAuditGapFree(t *testing.T, s airlock.AuditStore) {
+	t.Helper()
+	ctx := context.Background()
+	size, err := s.AuditTreeSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	for {
+		page, err := s.ReadAuditEntries(ctx, seq, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			seq++
+			if e.Seq != seq {
+				t.Fatalf("audit record %d follows %d", e.Seq, seq-1)
+			}
+			if ev, err := airlock.ParseAuditLeaf(e.Leaf); err != nil || ev.Seq != e.Seq {
+				t.Fatalf("audit record %d: leaf %v %v", e.Seq, ev, err)
+			}
+		}
+	}
+	if seq != size || size == 0 {
+		t.Fatalf("read %d audit records, tree size %d", seq, size)
+	}
+}
