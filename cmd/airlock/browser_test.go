@@ -1080,6 +1080,11 @@ func TestBrowserEnrolmentTokenRefusals(t *testing.T) {
 		// stale (limit 24 h). The admin's session has ended by then, so the
 		// admin signs in again for a fresh token.
 		e.clock.Advance(25 * time.Hour)
+		// The admin's own bootstrap device went stale too, and admin changes
+		// are decided by the policy, which wants a compliant device for the
+		// tier-0 resource "airlock": refresh it as a device-management feed
+		// would (not under test here).
+		e.refreshPosture(passkeyBootstrapUser)
 		admin.signIn(passkeyBootstrapUser)
 		fresh := admin.cliToken()
 		link := e.issueLink(fresh, dora.UserID, dev, false)
