@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"airlock"
 	"airlock/passkey/passkeytest"
@@ -295,5 +296,43 @@ func TestReplicasStartTogether(t *testing.T) {
 	}
 	if links == 0 {
 		t.Errorf("no replica printed a bootstrap link")
+	}
+}
+
+// TestRateLimitAcrossReplicas checks that the per-address limit on
+// ceremony starts counts the starts on every replica together: it lives
+// in the shared store, so spreading requests over replicas does not
+// multiply it.
+func TestRateLimitAcrossReplicas(t *testing.T) {
+	url := pgtest.Schema(t)
+	lb := "http://localhost:" + itoa(freePort(t))
+	// A fixed clock keeps every start in one rate-limit window.
+	clock := func() time.Time { return time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC) }
+	var servers []*cliServer
+	for range 2 {
+		cfg := DefaultConfig()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Data = t.TempDir()
+		cfg.Store = url
+		cfg.Origins = []string{lb}
+		cfg.CeremonyBeginPerMinute = 4
+		s := &cliServer{t: t, logs: &syncBuffer{}, origin: lb}
+		s.m = &Main{Config: cfg, Stdout: &s.out, Now: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if err := s.m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.m.Close() })
+		s.base = "http://" + s.m.Addr().String()
+		servers = append(servers, s)
+	}
+	for i := range 4 {
+		if code, body := servers[i%2].postStatus("/v1/login/begin", map[string]any{}); code != http.StatusOK {
+			t.Fatalf("start %d on replica %d: %d %s", i+1, i%2, code, body)
+		}
+	}
+	for i, s := range servers {
+		if code, body := s.postStatus("/v1/login/begin", map[string]any{}); code != http.StatusTooManyRequests {
+			t.Errorf("fifth start, on replica %d: %d %s; want 429 (4 per minute across replicas)", i, code, body)
+		}
 	}
 }
