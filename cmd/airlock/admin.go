@@ -51,7 +51,7 @@ Commands:
   catalog
   policy-reload
   decide --action A --resource R [--params JSON] [--client NAME] [--stepup PROOF]   (as your own session)
-  bootstrap --reissue [--data DIR] [serve's flags]   (on the server host: new bootstrap link while no tier-0 admin exists)
+  bootstrap --reissue [--data DIR | --store URL] [serve's flags]   (on the server host: new bootstrap link while no tier-0 admin exists)
 
 Output is JSON on stdout.
 

@@ -16,9 +16,9 @@ import (
 const usage = `airlock — passkey-first privileged access
 
 Usage:
-  airlock serve [--config FILE] [--listen ADDR] [--data DIR] [--rp-id ID] [--origin URL]... [--tls-cert F --tls-key F]
+  airlock serve [--config FILE] [--listen ADDR] [--data DIR] [--store URL] [--rp-id ID] [--origin URL]... [--tls-cert F --tls-key F]
   airlock admin [--server URL] [--token TOKEN] COMMAND ...   (run 'airlock admin help')
-  airlock admin bootstrap --reissue [--data DIR] [serve's flags]
+  airlock admin bootstrap --reissue [--data DIR | --store URL] [serve's flags]
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock version
 `
