@@ -63,7 +63,7 @@ type fixture struct {
 
 var t0 = time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
