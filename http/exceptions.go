@@ -354,7 +354,7 @@ func (s *Server) handlePolicyReload(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.record(r, airlock.AuditEvent{Type: "policy.reloaded", Subject: version, DecisionID: decisionID(r),
+	if err := s.record(r, airlock.AuditEvent{Type: "policy.reload_requested", Subject: version, DecisionID: decisionID(r),
 		Details: map[string]any{"policy_version": version}}); err != nil {
 		s.writeError(w, r, err)
 		return

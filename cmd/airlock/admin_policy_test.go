@@ -24,12 +24,18 @@ type adminAPI struct {
 	token string
 }
 
-func startAdminAPI(t *testing.T) *adminAPI {
+func startAdminAPI(t *testing.T) *adminAPI { return startAdminAPIWith(t, nil) }
+
+// startAdminAPIWith is startAdminAPI with the configuration changed by mod.
+func startAdminAPIWith(t *testing.T, mod func(*Config)) *adminAPI {
 	t.Helper()
 	clock := &testClock{}
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:" + itoa(freePort(t))
 	cfg.Data = t.TempDir()
+	if mod != nil {
+		mod(&cfg)
+	}
 	s := &cliServer{t: t, logs: &syncBuffer{}}
 	s.m = &Main{Config: cfg, Stdout: &s.out, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(s.logs, nil))}
 	if err := s.m.Run(context.Background()); err != nil {

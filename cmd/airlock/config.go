@@ -62,6 +62,14 @@ type Config struct {
 	// Risk is the risk model: signal weights and the windows signals look
 	// back over.
 	Risk RiskConfig `yaml:"risk"`
+	// PolicyDir holds the Cedar policy files (*.cedar), loaded at start
+	// (a missing or invalid directory refuses to start) and hot-reloaded
+	// (an invalid change keeps the last good set and is audited
+	// policy.reload_failed). Empty means the embedded default set.
+	PolicyDir string `yaml:"policy_dir"`
+	// GeoIPDB is a MaxMind-format city database (.mmdb) for the
+	// impossible-travel signal; empty turns the signal off.
+	GeoIPDB string `yaml:"geoip_db"`
 	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
 	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
 	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
@@ -75,6 +83,8 @@ const DefaultSelfServiceFreshUV = 5 * time.Minute
 type RiskConfig struct {
 	policy.Config `yaml:",inline"`
 	Windows       risk.Config `yaml:",inline"`
+	// Travel says which moves are impossible (max_kmh, min_km).
+	Travel policy.TravelRule `yaml:"travel"`
 }
 
 // Catalog returns the action catalog and resources in effect.
@@ -155,6 +165,11 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 			}
 			// Files named in the config are relative to the config file.
 			base := filepath.Dir(path)
+			for _, p := range []*string{&cfg.PolicyDir, &cfg.GeoIPDB} {
+				if *p != "" && !filepath.IsAbs(*p) {
+					*p = filepath.Join(base, *p)
+				}
+			}
 			for t := range cfg.Tiers {
 				for i, root := range cfg.Tiers[t].AttestationRoots {
 					if !filepath.IsAbs(root) {

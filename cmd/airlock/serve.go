@@ -19,10 +19,12 @@ import (
 	"airlock"
 	"airlock/audit"
 	"airlock/decide"
+	"airlock/geoip"
 	airhttp "airlock/http"
 	"airlock/notify"
 	"airlock/passkey"
 	"airlock/policy"
+	"airlock/policy/policyfs"
 	"airlock/session"
 )
 
@@ -43,6 +45,10 @@ type Main struct {
 	// Engine is the policy engine; Decide the decision point over it.
 	Engine *policy.Engine
 	Decide *decide.Service
+	// policyWatcher hot-reloads policy_dir (nil without one); geo is the
+	// GeoIP database (nil without one). See serve_policy.go.
+	policyWatcher *policyfs.Watcher
+	geo           *geoip.DB
 	// Origin is the public base URL (the first allowed origin).
 	Origin string
 	// BootstrapURL is set when this start issued a bootstrap enrolment link.
@@ -184,6 +190,7 @@ func (m *Main) housekeeping(ctx context.Context, cfg Config) {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); d.Run(ctx, 2*time.Second) }()
 	}
+	m.runDecisionPoint(ctx)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
