@@ -175,6 +175,9 @@ func (c *cluster) enrol(link string) *passkeytest.Authenticator {
 // loginOutcome is what one login attempt under load came to.
 type loginOutcome struct {
 	session, token string
+	// decision is the id of the decision made with the new session, when
+	// its answer came back.
+	decision string
 	// lost: the attempt died with a replica (a request to it got no
 	// answer) and is not acknowledged; killed says it was the killed one.
 	lost   bool
@@ -218,12 +221,15 @@ func (c *cluster) login(a *passkeytest.Authenticator) loginOutcome {
 }
 
 // TestReplicasKillOne runs three replicas on one PostgreSQL database behind
-// a round-robin balancer, drives logins from several users (each ceremony
-// begun on one replica and finished on another), kills one replica with
-// SIGKILL mid-load, and then checks that: every acknowledged login's audit
-// event is in the log; the audit log is one gap-free history; no ceremony
-// was lost except those whose request was in flight on the killed replica;
-// and the survivors carry on.
+// a round-robin balancer. Several users sign in again and again (each
+// ceremony begun on one replica and finished on another) and ask for a
+// decision with each new session; step-up proofs minted through one replica
+// are presented to all of them at once; one replica is killed with SIGKILL
+// mid-load. Then: every acknowledged login and decision has its audit event;
+// the audit log is one gap-free history; each step-up proof was accepted
+// exactly once; no ceremony was lost except those whose request was in
+// flight on the killed replica (ceremonies begun on it finish on the
+// survivors); and the survivors carry on.
 func TestReplicasKillOne(t *testing.T) {
 	url := pgtest.Schema(t)
 	lb := "http://localhost:" + itoa(freePort(t))
@@ -281,6 +287,11 @@ func TestReplicasKillOne(t *testing.T) {
 		auths[w] = c.enrol(adminCLI("enrol-token", "--user", name, "--device", dev)["url"].(string))
 	}
 
+	// A step-up proof minted through one replica is accepted once across
+	// all three.
+	var decisions []string
+	decisions = append(decisions, c.stepUpRound(admin, adm.token, 100))
+
 	// Ceremonies begun on the replica about to die, finished after its
 	// death on the others: their state is in the database.
 	victim := c.replicas[2]
@@ -299,8 +310,8 @@ func TestReplicasKillOne(t *testing.T) {
 		pending = append(pending, begun{map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(cred), "bearer": true}})
 	}
 
-	// Load: every worker signs in again and again; after a third of the
-	// logins, replica 2 is killed.
+	// Load: every worker signs in and asks for a decision, again and
+	// again; after a third of the logins, replica 2 is killed.
 	var (
 		mu       sync.Mutex
 		outcomes []loginOutcome
@@ -311,6 +322,20 @@ func TestReplicasKillOne(t *testing.T) {
 		wg.Go(func() {
 			for range logins {
 				o := c.login(auths[w])
+				if o.err == nil {
+					// A decision with the new session, on the next replica.
+					r := c.pick()
+					d, err := c.decide(r, o.token, map[string]any{"action": "config.read", "resource": "grafana",
+						"params": map[string]any{"dashboard": "db-" + itoa(w)}})
+					switch {
+					case err == nil && d["decision"] == "allow":
+						o.decision = d["decision_id"].(string)
+					case errors.Is(err, errReplicaDown) && r.dead.Load():
+						// in flight on the killed replica: not acknowledged
+					default:
+						o.err = fmt.Errorf("config.read with a fresh session: %v %v", d, err)
+					}
+				}
 				mu.Lock()
 				outcomes = append(outcomes, o)
 				mu.Unlock()
@@ -334,11 +359,17 @@ func TestReplicasKillOne(t *testing.T) {
 		}
 		acked = append(acked, out["session"].(map[string]any)["id"].(string))
 	}
+	// (The admin's passkey signs after the pending assertions: its sign
+	// count must keep growing.) Step-up proofs across the two survivors.
+	decisions = append(decisions, c.stepUpRound(admin, adm.token, 200))
 	lost := 0
 	for _, o := range outcomes {
 		switch {
 		case o.err == nil:
 			acked = append(acked, o.session)
+			if o.decision != "" {
+				decisions = append(decisions, o.decision)
+			}
 		case o.lost && o.killed:
 			lost++ // in flight on the killed replica: allowed to be lost
 		default:
@@ -352,8 +383,8 @@ func TestReplicasKillOne(t *testing.T) {
 	if len(acked) < workers*logins+len(pending)-workers {
 		t.Errorf("only %d of %d logins succeeded", len(acked), workers*logins)
 	}
-	t.Logf("%d logins acknowledged, %d lost in flight on the killed replica, %d requests cut off by the kill",
-		len(acked), lost, cut.Load())
+	t.Logf("%d logins and %d decisions acknowledged, %d logins lost in flight on the killed replica, %d requests cut off by the kill",
+		len(acked), len(decisions), lost, cut.Load())
 
 	// Every acknowledged login's events are in the one audit log, which has
 	// no gap, and the survivors still serve.
@@ -381,6 +412,25 @@ func TestReplicasKillOne(t *testing.T) {
 	for _, id := range acked {
 		if !created[id] {
 			t.Errorf("acknowledged login of session %s has no session.created event", id)
+		}
+	}
+	decided := map[string]bool{}
+	for after = 0; ; {
+		page, err := pg.ListAudit(ctx, airlock.AuditFilter{Type: "decision.", AfterSeq: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			decided[e.DecisionID] = true
+		}
+		after = page[len(page)-1].Seq
+	}
+	for _, id := range decisions {
+		if !decided[id] {
+			t.Errorf("acknowledged decision %s has no audit event", id)
 		}
 	}
 	checkAuditGapFree(t, pg)
@@ -422,4 +472,84 @@ func checkAuditGapFree(t *testing.T, s airlock.AuditStore) {
 	if seq != size || size == 0 {
 		t.Fatalf("read %d audit records, tree size %d", seq, size)
 	}
+}
+
+// decide asks replica r for a decision with the session's bearer token.
+func (c *cluster) decide(r *replica, token string, req map[string]any) (map[string]any, error) {
+	return c.post(r, "/v1/decide", token, req)
+}
+
+// stepUpRound runs one payments transfer through a step-up: the decision,
+// the ceremony (begun on one replica, finished on another) and then the
+// proof presented at once to every live replica. It fails the test unless
+// exactly one presentation is allowed and the others are refused, and
+// returns the allowed decision's id.
+func (c *cluster) stepUpRound(a *passkeytest.Authenticator, token string, amount int) string {
+	t := c.t
+	t.Helper()
+	req := map[string]any{"action": "payments.transfer", "resource": "payments",
+		"params": map[string]any{"amount": amount, "currency": "EUR", "payee": "ACME GmbH"}}
+	d, err := c.decide(c.pick(), token, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, _ := d["step_up"].(map[string]any)
+	if d["decision"] != "step_up" || su == nil {
+		t.Fatalf("payments.transfer: %v, want step_up", d)
+	}
+	b, err := c.post(c.pick(), "/v1/stepup/begin", token, map[string]any{"transaction": su["transaction"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, _ := json.Marshal(b["publicKey"])
+	cred, err := a.Assert(c.origin, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.post(c.pick(), "/v1/stepup/finish", token, map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(cred)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, _ := f["proof"].(string)
+	if proof == "" {
+		t.Fatalf("step-up finish without a proof: %v", f)
+	}
+	req["stepup"] = proof
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		allowed []string
+		refused int
+	)
+	start := make(chan struct{})
+	for _, r := range c.replicas {
+		if r.dead.Load() {
+			continue
+		}
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				d, err := c.decide(r, token, req)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Errorf("proof presented to replica %d: %v", r.i, err)
+				case d["decision"] == "allow":
+					allowed = append(allowed, d["decision_id"].(string))
+				case d["decision"] == "deny":
+					refused++
+				default:
+					t.Errorf("proof presented to replica %d: %v", r.i, d)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(allowed) != 1 {
+		t.Fatalf("one step-up proof presented %d times across replicas was accepted %d times (refused %d), want exactly once",
+			len(allowed)+refused, len(allowed), refused)
+	}
+	return allowed[0]
 }
