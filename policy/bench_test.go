@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,9 +95,9 @@ type bareRequest struct {
 // as Decide builds them.
 func bareSetup() (*cedar.PolicySet, []bareRequest) {
 	set := Default()
-	all := cedar.NewPolicySet()
-	for id, p := range set.all.All() {
-		all.Add(id, p)
+	all, err := cedar.NewPolicySetFromBytes("default", joinedDefault())
+	if err != nil {
+		panic(err)
 	}
 	e := NewEngine(set, DefaultConfig())
 	var reqs []bareRequest
@@ -113,6 +115,15 @@ func bareSetup() (*cedar.PolicySet, []bareRequest) {
 		reqs = append(reqs, bareRequest{em, req, want})
 	}
 	return all, reqs
+}
+
+// joinedDefault is the default policy files as one document.
+func joinedDefault() []byte {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(DefaultFiles())) {
+		b = append(b, DefaultFiles()[name]...)
+	}
+	return b
 }
 
 // BenchmarkCedarBare evaluates the same policies with bare cedar-go

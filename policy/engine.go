@@ -113,46 +113,51 @@ func (e *Engine) Decide(in Input) (d Decision) {
 }
 
 // decide evaluates the request and maps Cedar's answer to Airlock's four
-// outcomes (DESIGN.md, "Policy engine"). One evaluation of the whole set
-// settles allow, no permit and a plain forbid; only when every matching
-// forbid is curable are the permits evaluated alone, because on a deny
-// Cedar reports only the forbids, and a step-up must not be offered for a
-// request that nothing permits.
+// outcomes (DESIGN.md, "Policy engine"). One evaluation of every policy
+// (permits as markers, see Set.eval) says which permits and which forbids
+// hold: no forbid and some permit is allow; a plain forbid, or no permit at
+// all, is deny (a step-up must not be offered for a request nothing
+// permits); curable forbids alone are step_up or approval_required.
 func (s *Set) decide(d Decision, in *Input, ents *entities, req cedar.Request) Decision {
-	dec, diag := s.all.IsAuthorized(ents, req)
+	_, diag := s.eval.IsAuthorized(ents, req)
 	if len(diag.Errors) > 0 {
 		return s.evaluationErrors(d, diag.Errors)
 	}
-	if dec == cedar.Allow {
-		d.Outcome = Allow
-		d.Reasons = s.reasons(diag.Reasons)
-		return d
-	}
-	if len(diag.Reasons) == 0 {
-		return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
-	}
-
-	d.Reasons = s.reasons(diag.Reasons)
-	stepUp, approval := false, false
+	var pbuf, fbuf [8]cedar.DiagnosticReason
+	permits, forbids := pbuf[:0], fbuf[:0]
+	stepUp, approval, plain := false, false, false
 	for _, r := range diag.Reasons {
-		switch s.rules[r.PolicyID].cure {
+		rr := s.rules[r.PolicyID]
+		if !rr.forbid {
+			permits = append(permits, r)
+			continue
+		}
+		forbids = append(forbids, r)
+		switch rr.cure {
 		case cureStepUp:
 			stepUp = true
 		case cureApproval:
 			approval = true
 		default:
-			d.Outcome = Deny
-			return d
+			plain = true
 		}
 	}
-	if pdec, pdiag := s.permits.IsAuthorized(ents, req); len(pdiag.Errors) > 0 {
-		return s.evaluationErrors(d, pdiag.Errors)
-	} else if pdec != cedar.Allow {
-		// A curable forbid matched, but nothing permits the request: a
+	if len(forbids) == 0 {
+		if len(permits) == 0 {
+			return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
+		}
+		d.Outcome = Allow
+		d.Reasons = s.reasons(permits)
+		return d
+	}
+	d.Reasons = s.reasons(forbids)
+	switch {
+	case plain:
+		d.Outcome = Deny
+	case len(permits) == 0:
+		// A curable forbid holds, but nothing permits the request: a
 		// step-up would cure nothing.
 		return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
-	}
-	switch {
 	case approval:
 		d.Outcome = ApprovalRequired
 		for _, r := range d.Reasons {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
+	cedarast "github.com/cedar-policy/cedar-go/ast"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 	"github.com/cedar-policy/cedar-go/x/exp/schema"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
@@ -120,14 +121,15 @@ type FileInfo struct {
 // concurrent use. The zero value is not usable; use Compile or Default.
 type Set struct {
 	version string
-	// all holds every policy; permits the permits alone, evaluated when
-	// every matching forbid is curable: on a deny Cedar reports only the
-	// forbids, and a curable forbid may turn into step_up only when some
-	// permit is also satisfied (DESIGN.md, "two traps").
-	all     *policyList
-	permits *policyList
-	rules   map[cedar.PolicyID]*rule
-	files   []FileInfo
+	// eval holds every policy, each permit turned into a forbid with the
+	// same scope and conditions (a "marker"): Cedar then reports every
+	// policy whose conditions hold, permits included. On a deny Cedar
+	// reports only the forbids, yet a curable forbid may become step_up
+	// only when some permit holds too (DESIGN.md, "two traps"); with the
+	// markers one evaluation of every policy tells both.
+	eval  *policyList
+	rules map[cedar.PolicyID]*rule
+	files []FileInfo
 	// needs are the attributes the policies can read; Decide builds only
 	// these.
 	needs needs
@@ -150,12 +152,12 @@ func Compile(files map[string][]byte) (*Set, error) {
 
 	s := &Set{
 		version: version(names, files),
-		all:     &policyList{},
-		permits: &policyList{},
+		eval:    &policyList{},
 		rules:   map[cedar.PolicyID]*rule{},
 		cache:   &entityCache{},
 	}
 	var errs []error
+	permits := 0
 	seen := map[string]string{} // @id → where first defined
 	for _, name := range names {
 		list, err := cedar.NewPolicyListFromBytes(name, files[name])
@@ -190,9 +192,11 @@ func Compile(files map[string][]byte) (*Set, error) {
 			pid := cedar.PolicyID(r.id)
 			s.rules[pid] = r
 			s.needs |= policyNeeds(p)
-			s.all.add(pid, p)
-			if !r.forbid {
-				s.permits.add(pid, p)
+			if r.forbid {
+				s.eval.add(pid, p)
+			} else {
+				s.eval.add(pid, marker(p))
+				permits++
 			}
 			eff := "permit"
 			if r.forbid {
@@ -205,10 +209,18 @@ func Compile(files map[string][]byte) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy: invalid policy set:\n%w", errors.Join(errs...))
 	}
-	if len(s.permits.ids) == 0 {
+	if permits == 0 {
 		return nil, errors.New("policy: invalid policy set: no permit policy (everything would be denied)")
 	}
 	return s, nil
+}
+
+// marker returns p as a forbid: same scope, conditions, annotations and
+// position; only the effect differs.
+func marker(p *cedar.Policy) *cedar.Policy {
+	m := *(*xast.Policy)(p.AST())
+	m.Effect = xast.EffectForbid
+	return cedar.NewPolicyFromAST((*cedarast.Policy)(&m))
 }
 
 // policyList is a cedar.PolicyIterator over a slice in source order:
