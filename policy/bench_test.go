@@ -106,8 +106,10 @@ func bareSetup() (*cedar.PolicySet, []bareRequest) {
 		f.postureStale = in.Device.PostureAgeS < 0 || in.Device.PostureAgeS > e.model.postureMaxAge
 		f.outsideWindow, f.windowText = outsideWindow(&in.Subject, in.Now)
 		score := e.model.risk(&in, &f).Score
-		ents, req := set.cedarRequest(&in, &f, score, nil)
-		em := cedar.EntityMap{ents.user.UID: ents.user, ents.resource.UID: ents.resource}
+		var sc scratch
+		sc.context = cedar.RecordMap{}
+		req := set.cedarRequest(&sc, &in, &f, score, nil)
+		em := cedar.EntityMap{sc.ents.user.UID: sc.ents.user, sc.ents.resource.UID: sc.ents.resource}
 		want := cedar.Deny
 		if e.Decide(in).Outcome == Allow {
 			want = cedar.Allow

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go"
 
@@ -73,6 +74,15 @@ var (
 	levelSession                          = bSesID | bSesTier | bSesHasUV | bSesAMR
 	levelSignals                          = bSigNewNet | bSigTravel | bSigKmh | bSigFailed | bSigRecovery | bSigClone | bSigFirstUse | bSigOutsideWindow
 )
+
+// scratch is per-decision working memory, pooled: the entities Cedar reads
+// through and the map the context record is copied from.
+type scratch struct {
+	ents    entities
+	context cedar.RecordMap
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{context: make(cedar.RecordMap, 8)} }}
 
 // record builds a Cedar record from the attributes whose bit is in n. The
 // put methods box a value only when its attribute is needed.
@@ -224,11 +234,15 @@ func keep[T any](n, b needs, v T) T {
 // evaluation error, hence a deny). Entities and the context's records come
 // from s's caches when identical ones were built before; the context itself
 // is built fresh.
-func (s *Set) cedarRequest(in *Input, f *facts, score int, effects []cedar.Value) (*entities, cedar.Request) {
+func (s *Set) cedarRequest(sc *scratch, in *Input, f *facts, score int, effects []cedar.Value) cedar.Request {
 	n := s.needs
-	ents := &entities{user: s.cache.user(in, n), resource: s.cache.resource(in, n)}
+	sc.ents = entities{user: s.cache.user(in, n), resource: s.cache.resource(in, n)}
+	ents := &sc.ents
 
-	c := newRecord(n, levelContext)
+	// The context map is only read by cedar.NewRecord, which copies it, so
+	// the scratch map is reused from decision to decision.
+	clear(sc.context)
+	c := record{n: n, m: sc.context}
 	if n&bAction != 0 {
 		c.m["action"] = s.cache.actions.get(actionKey{
 			name:        keep(n, bActName, in.Action.Name),
@@ -288,7 +302,7 @@ func (s *Set) cedarRequest(in *Input, f *facts, score int, effects []cedar.Value
 		}
 	}
 	c.strs(bGrants, "grants", in.Grants)
-	return ents, cedar.Request{
+	return cedar.Request{
 		Principal: ents.user.UID,
 		Action:    actionRequest,
 		Resource:  ents.resource.UID,

@@ -108,8 +108,12 @@ func (e *Engine) Decide(in Input) (d Decision) {
 		}
 	}
 
-	ents, req := set.cedarRequest(&in, &f, d.Risk.Score, effects)
-	return set.decide(d, &in, ents, req)
+	sc := scratchPool.Get().(*scratch)
+	req := set.cedarRequest(sc, &in, &f, d.Risk.Score, effects)
+	d = set.decide(d, &in, &sc.ents, req)
+	sc.ents = entities{}
+	scratchPool.Put(sc)
+	return d
 }
 
 // decide evaluates the request and maps Cedar's answer to Airlock's four
