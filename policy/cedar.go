@@ -28,6 +28,7 @@ type entities struct {
 	user, resource cedar.Entity
 }
 
+// Get implements cedar.EntityGetter.
 func (e *entities) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
 	switch uid {
 	case e.user.UID:
