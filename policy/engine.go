@@ -293,6 +293,10 @@ func validateInput(in *Input) error {
 	}
 	if !in.Session.Tier.Valid() {
 		bad("session tier %d is not 0..%d", in.Session.Tier, airlock.MaxTier)
+	} else if in.Session.Tier < in.Subject.Tier {
+		// The effective tier is the user's, lowered by the passkey's cap:
+		// never more privileged than the user.
+		bad("session tier %d is more privileged than the user's tier %d", in.Session.Tier, in.Subject.Tier)
 	}
 	if in.Session.AgeS < 0 || in.Session.IdleS < 0 || in.Session.UVAgeS < -1 {
 		bad("session ages must not be negative")

@@ -172,20 +172,21 @@ func TestNilSetDenies(t *testing.T) {
 func TestInvalidInputDenies(t *testing.T) {
 	e := NewEngine(Default(), DefaultConfig())
 	for name, mut := range map[string]func(*Input){
-		"no-time":          func(in *Input) { in.Now = time.Time{} },
-		"no-subject":       func(in *Input) { in.Subject.ID = "" },
-		"bad-kind":         func(in *Input) { in.Subject.Kind = "robot" },
-		"bad-tier":         func(in *Input) { in.Session.Tier = -1 },
-		"bad-resource":     func(in *Input) { in.Resource.Tier = 7 },
-		"no-action":        func(in *Input) { in.Action.Name = "" },
-		"bad-sensitivity":  func(in *Input) { in.Action.Sensitivity = "meh" },
-		"negative-age":     func(in *Input) { in.Session.AgeS = -5 },
-		"uv-below-never":   func(in *Input) { in.Session.UVAgeS = -2 },
-		"bad-device":       func(in *Input) { in.Device.Kind = "toaster" },
-		"bad-trust":        func(in *Input) { in.Device.Trust = "" },
-		"negative-fails":   func(in *Input) { in.Signals.FailedCeremonies = -1 },
-		"empty-confirm":    func(in *Input) { in.Confirmation = &Confirmation{} },
-		"no-resource-name": func(in *Input) { in.Resource.Name = "" },
+		"no-time":            func(in *Input) { in.Now = time.Time{} },
+		"no-subject":         func(in *Input) { in.Subject.ID = "" },
+		"bad-kind":           func(in *Input) { in.Subject.Kind = "robot" },
+		"bad-tier":           func(in *Input) { in.Session.Tier = -1 },
+		"bad-resource":       func(in *Input) { in.Resource.Tier = 7 },
+		"no-action":          func(in *Input) { in.Action.Name = "" },
+		"bad-sensitivity":    func(in *Input) { in.Action.Sensitivity = "meh" },
+		"negative-age":       func(in *Input) { in.Session.AgeS = -5 },
+		"uv-below-never":     func(in *Input) { in.Session.UVAgeS = -2 },
+		"bad-device":         func(in *Input) { in.Device.Kind = "toaster" },
+		"bad-trust":          func(in *Input) { in.Device.Trust = "" },
+		"negative-fails":     func(in *Input) { in.Signals.FailedCeremonies = -1 },
+		"empty-confirm":      func(in *Input) { in.Confirmation = &Confirmation{} },
+		"no-resource-name":   func(in *Input) { in.Resource.Name = "" },
+		"session-above-user": func(in *Input) { in.Subject.Tier = 1 },
 	} {
 		t.Run("fail-"+name, func(t *testing.T) {
 			in := baseInput()
