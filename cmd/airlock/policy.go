@@ -29,13 +29,15 @@ const policyUsage = `Usage:
       parse and schema-check the .cedar files of DIR; errors name file:line
   airlock policy test [--dir DIR] [--config FILE] CASES.yaml
       decide every case of CASES.yaml with DIR's policies (default: the
-      embedded default set); print each mismatch; exit 1 on any
+      config's policy_dir, else the embedded default set); print each
+      mismatch; exit 1 on any
   airlock policy simulate --candidate DIR [--since RFC3339] [--data DIR | --store URL] [--config FILE]
       replay the recorded decisions (audit events decision.*) against DIR's
       policies and print, one JSON object a line, every decision that would
       change (shadow mode)
   airlock policy report [--dir DIR] [--now RFC3339] [--data DIR | --store URL] [--config FILE]
-      list policies past their @review_by date and live exceptions (JSON)
+      list policies past their @review_by date (DIR, else the config's
+      policy_dir, else the embedded set) and live exceptions (JSON)
   airlock policy init DIR
       write the embedded default policy files into DIR (a starting point)
 `
@@ -240,7 +242,7 @@ func reasonIDs(d policy.Decision) []string {
 
 func policyTest(args []string, stdout, stderr io.Writer) error {
 	fs := policyFlags("test", stderr)
-	dir := fs.String("dir", "", "policy directory (default: the embedded default set)")
+	dir := fs.String("dir", "", "policy directory (default: the configured policy_dir, else the embedded default set)")
 	resolve := configFlags(fs)
 	path, err := oneArg(fs, args, "CASES.yaml")
 	if err != nil {
@@ -250,7 +252,7 @@ func policyTest(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set, err := loadSet(*dir)
+	set, err := loadSet(firstNonEmpty(*dir, cfg.PolicyDir))
 	if err != nil {
 		return err
 	}
@@ -512,7 +514,7 @@ type Report struct {
 
 func policyReport(args []string, stdout, stderr io.Writer) error {
 	fs := policyFlags("report", stderr)
-	dir := fs.String("dir", "", "policy directory (default: the embedded default set)")
+	dir := fs.String("dir", "", "policy directory (default: the configured policy_dir, else the embedded default set)")
 	nowFlag := fs.String("now", "", "judge review dates and expiries at this time (RFC 3339; default: now)")
 	resolve := configFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -533,15 +535,13 @@ func policyReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set, err := loadSet(*dir)
+	source := firstNonEmpty(*dir, cfg.PolicyDir)
+	set, err := loadSet(source)
 	if err != nil {
 		return err
 	}
-	r := Report{Now: now.UTC(), PolicyVersion: set.Version(), PolicySource: "embedded default",
+	r := Report{Now: now.UTC(), PolicyVersion: set.Version(), PolicySource: firstNonEmpty(source, "embedded default"),
 		OverdueReviews: set.Overdue(now)}
-	if *dir != "" {
-		r.PolicySource = *dir
-	}
 	if r.OverdueReviews == nil {
 		r.OverdueReviews = []policy.OverdueReview{}
 	}

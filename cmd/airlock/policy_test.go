@@ -281,6 +281,15 @@ func TestPolicyReport(t *testing.T) {
 		t.Fatalf("exceptions %+v", r.Live)
 	}
 
+	// Without --dir the configured policy_dir is reported (relative to the
+	// config file).
+	conf := filepath.Join(filepath.Dir(dir), "airlock.yaml")
+	os.WriteFile(conf, []byte("policy_dir: policies\n"), 0o644)
+	out, errOut, code = runCLI(t, "policy", "report", "--config", conf, "--now", now.Format(time.RFC3339), "--data", data)
+	if code != 0 || !strings.Contains(out, `"policy_source": "`+dir+`"`) || !strings.Contains(out, `"id": "old"`) {
+		t.Fatalf("configured policy_dir: %d %q %q", code, out, errOut)
+	}
+
 	// Without a store only the reviews are reported; after the default
 	// set's review date all of its policies are overdue.
 	t.Chdir(t.TempDir())
