@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -537,5 +538,28 @@ func TestExpiredSubMicrosecond(t *testing.T) {
 	}
 	if list, _ := s.ListExpiredSessions(ctx, seen.Add(time.Minute+time.Microsecond), 0); len(list) != 0 {
 		t.Errorf("a touched session is still listed as expired")
+	}
+}
+
+// TestRateLimitSweep checks that counters of ended windows are deleted as
+// new hits arrive, so the table does not grow without bound.
+func TestRateLimitSweep(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	base := time.Date(2031, 3, 4, 5, 6, 0, 0, time.UTC)
+	for i := range 5 {
+		if _, err := s.HitRateLimit(ctx, fmt.Sprint("k-", i), time.Minute, base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.HitRateLimit(ctx, "k-new", time.Minute, base.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("HitRateLimit in the next window: %d, %v", n, err)
+	}
+	var rows int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM rate_limits`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Errorf("%d rate-limit rows after the window ended, want 1 (the ended windows swept)", rows)
 	}
 }
