@@ -3,8 +3,10 @@ package airlock
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -30,8 +32,9 @@ const auditTimeLayout = "2006-01-02T15:04:05.000000Z"
 //   - "details" present only when e.Details is not empty, canonicalized the
 //     same way at every depth; numbers keep exactly the digits
 //     encoding/json gives them (a json.Number is written verbatim);
-//   - strings escaped as encoding/json does with HTML escaping off: invalid
-//     UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped.
+//   - strings escaped as encoding/json does with HTML escaping off
+//     (U+2028/U+2029 escaped), except that each byte of invalid UTF-8
+//     becomes a literal U+FFFD.
 //
 // It returns EINVALID for a Seq < 1, a zero Time or one outside years
 // 1–9999, an empty Type or Outcome, or details that do not marshal as JSON.
@@ -109,20 +112,71 @@ func AuditLeaf(e *AuditEvent) ([]byte, error) {
 	return b, nil
 }
 
-// appendJSONString appends s as a JSON string, exactly as encoding/json
-// encodes it with HTML escaping off.
+// appendJSONString appends s as a JSON string the way encoding/json
+// encodes it with HTML escaping off — '"', '\\' and control characters
+// escaped (\b \f \n \r \t short, others \u00XX), U+2028 and U+2029 as
+// \u2028 and \u2029, everything else as is — except that each byte that is
+// not valid UTF-8 becomes U+FFFD written as is, not as \ufffd: the form
+// that decoding and encoding again leaves unchanged, so the leaf is a fixed
+// point. (TestAppendJSONStringMatchesEncodingJSON holds it to that.)
 func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = utf8.AppendRune(b, utf8.RuneError)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
-// canonicalJSON returns v's JSON with object keys sorted at every depth and
-// numbers kept verbatim: v is marshalled, decoded with UseNumber and
-// marshalled again (maps marshal with sorted keys).
+// canonicalJSON returns v's canonical JSON: what marshalling v, decoding
+// the result with UseNumber and marshalling again gives (maps marshal with
+// sorted keys, numbers keep their digits). Common value types are encoded
+// directly; anything else takes that round trip.
 func canonicalJSON(v any) ([]byte, error) {
+	if b, ok := appendCanonical(make([]byte, 0, 128), v); ok {
+		return b, nil
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -140,6 +194,150 @@ func canonicalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// appendCanonical is canonicalJSON's direct path. It reports false for a
+// value it does not handle exactly as the round trip would (the caller then
+// takes the round trip).
+func appendCanonical(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case bool:
+		return strconv.AppendBool(b, x), true
+	case string:
+		return appendJSONString(b, x), true
+	case json.Number:
+		if !isJSONNumber(string(x)) {
+			return b, false
+		}
+		return append(b, x...), true
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int8:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(b, x, 10), true
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint8:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint64:
+		return strconv.AppendUint(b, x, 10), true
+	case float64, float32:
+		// encoding/json's float format, by construction; NaN and ±Inf
+		// fail and take the round trip, which reports the error.
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return b, false
+		}
+		return append(b, raw...), true
+	case []any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendCanonical(b, e); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	case []string:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, e)
+		}
+		return append(b, ']'), true
+	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if !utf8.ValidString(k) {
+				// Invalid keys collapse into U+FFFD on the way: leave
+				// that to the round trip.
+				return b, false
+			}
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = appendCanonical(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return b, false
+}
+
+// isJSONNumber reports whether s is a JSON number literal (RFC 8259 §6),
+// as encoding/json requires of a json.Number it marshals.
+func isJSONNumber(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+	}
+	digits := func() int {
+		n := 0
+		for n < len(s) && '0' <= s[n] && s[n] <= '9' {
+			n++
+		}
+		s = s[n:]
+		return n
+	}
+	switch {
+	case s == "":
+		return false
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		digits()
+	default:
+		return false
+	}
+	if len(s) > 0 && s[0] == '.' {
+		s = s[1:]
+		if digits() == 0 {
+			return false
+		}
+	}
+	if len(s) > 0 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+			s = s[1:]
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return s == ""
 }
 
 // auditLeafJSON is the leaf's shape for decoding.
@@ -284,6 +482,20 @@ func PrepareAuditAppend(size int64, events []*AuditEvent, r tlog.HashReader) (*A
 		}
 		return out, nil
 	})
+	// Every hash the batch reads from before it lies on the right edge of
+	// the tree of size records: read that edge in one call.
+	if edge := treeEdge(size); len(edge) > 0 && len(events) > 0 {
+		hs, err := r.ReadHashes(edge)
+		if err != nil {
+			return nil, err
+		}
+		if len(hs) != len(edge) {
+			return nil, Errorf(EINTERNAL, "audit: read %d hashes, want %d", len(hs), len(edge))
+		}
+		for i, x := range edge {
+			cache[x] = hs[i]
+		}
+	}
 	for i, e := range events {
 		if e == nil {
 			return nil, Errorf(EINVALID, "audit: nil event")
@@ -306,6 +518,21 @@ func PrepareAuditAppend(size int64, events []*AuditEvent, r tlog.HashReader) (*A
 		})
 	}
 	return out, nil
+}
+
+// treeEdge returns the stored-hash indexes of the complete subtrees that
+// make up a tree of size records, largest first: the hashes a later record
+// and the tree head need from it.
+func treeEdge(size int64) []int64 {
+	var out []int64
+	var start int64
+	for level := 62; level >= 0; level-- {
+		if size&(1<<uint(level)) != 0 {
+			out = append(out, tlog.StoredHashIndex(level, start>>uint(level)))
+			start += 1 << uint(level)
+		}
+	}
+	return out
 }
 
 // AuditHashLocation says where the stored hash with tlog index index lives

@@ -76,8 +76,8 @@ func (l *Log) Store() airlock.AuditStore { return l.store }
 // Record stores e and returns only once it is durable. It sets e.Time if
 // zero and e.Outcome to success if empty. A failure to record is returned:
 // callers must treat an unrecorded security event as a failed operation.
-// An event that cannot be encoded (see airlock.AuditLeaf) is EINVALID and is
-// refused before it can fail anyone else's batch; a failed commit is
+// An event that cannot be encoded (see airlock.AuditLeaf) is EINVALID
+// without failing the other events of its batch; a failed commit is
 // EUNAVAILABLE for every event of its batch. If ctx ends while the event
 // still waits in the queue, it is withdrawn and ctx's error returned; once
 // its batch is being committed, Record waits for the outcome.
@@ -89,14 +89,6 @@ func (l *Log) Record(ctx context.Context, e airlock.AuditEvent) error {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if e.Outcome == "" {
 		e.Outcome = airlock.OutcomeSuccess
-	}
-	probe := e
-	probe.Seq = 1
-	if _, err := airlock.AuditLeaf(&probe); err != nil {
-		if l.log != nil {
-			l.log.Error("audit event refused", "type", e.Type, "err", err)
-		}
-		return err
 	}
 	p := &pending{e: &e, done: make(chan error, 1)}
 	l.mu.Lock()
@@ -130,7 +122,12 @@ func (l *Log) Record(ctx context.Context, e airlock.AuditEvent) error {
 		l.mu.Unlock()
 		err = <-p.done
 	}
-	if err != nil {
+	if airlock.ErrorCode(err) == airlock.EINVALID {
+		if l.log != nil {
+			l.log.Error("audit event refused", "type", e.Type, "err", err)
+		}
+		return err
+	} else if err != nil {
 		if l.log != nil {
 			l.log.Error("audit append failed", "type", e.Type, "err", err)
 		}
@@ -173,27 +170,40 @@ func (l *Log) write(idle chan struct{}) {
 		}
 		l.mu.Unlock()
 
-		events := make([]*airlock.AuditEvent, len(batch))
-		for i, p := range batch {
-			events[i] = p.e
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := l.store.AppendAudit(ctx, events...)
-		cancel()
-		if err == nil {
-			l.mu.Lock()
-			l.last = max(l.last, events[len(events)-1].Seq)
-			for _, ch := range l.subs {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-			l.mu.Unlock()
-		}
+		l.commit(batch, timeout)
+	}
+}
+
+// commit appends batch in one transaction and tells each caller the
+// outcome. A batch refused as invalid (some event cannot be encoded) is
+// retried one event at a time, so that only the invalid events fail.
+func (l *Log) commit(batch []*pending, timeout time.Duration) {
+	events := make([]*airlock.AuditEvent, len(batch))
+	for i, p := range batch {
+		events[i] = p.e
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err := l.store.AppendAudit(ctx, events...)
+	cancel()
+	if airlock.ErrorCode(err) == airlock.EINVALID && len(batch) > 1 {
 		for _, p := range batch {
-			p.done <- err
+			l.commit([]*pending{p}, timeout)
 		}
+		return
+	}
+	if err == nil {
+		l.mu.Lock()
+		l.last = max(l.last, events[len(events)-1].Seq)
+		for _, ch := range l.subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		l.mu.Unlock()
+	}
+	for _, p := range batch {
+		p.done <- err
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 
 	"airlock"
@@ -33,17 +34,20 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*airlock.AuditEvent) 
 	if len(events) == 0 {
 		return nil
 	}
+	if err := s.auditInserts.prepare(ctx, s.w); err != nil {
+		return err
+	}
 	var first int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		size, err := treeSize(ctx, tx)
-		if err != nil {
-			return err
+		var size int64
+		if err := tx.StmtContext(ctx, s.auditInserts.get(0)).QueryRowContext(ctx).Scan(&size); err != nil {
+			return dbError("read audit tree size", err)
 		}
 		app, err := airlock.PrepareAuditAppend(size, events, hashReader(ctx, tx))
 		if err != nil {
 			return err
 		}
-		if err := insertAuditEntries(ctx, tx, app.Entries); err != nil {
+		if err := s.insertAuditEntries(ctx, tx, app.Entries); err != nil {
 			return err
 		}
 		first = size + 1
@@ -58,17 +62,91 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*airlock.AuditEvent) 
 	return nil
 }
 
-// insertAuditEntries inserts prepared records.
-func insertAuditEntries(ctx context.Context, tx *sql.Tx, entries []*airlock.AuditEntry) error {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (seq, leaf, hashes, time, type, user_id, session_id, grant_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return dbError("append audit event", err)
+// auditInsertRows is the most records one INSERT statement carries: fewer
+// statements (each with its own statement journal, as the append-only
+// triggers need) make a batch much cheaper than one INSERT per row.
+const auditInsertRows = 64
+
+// auditStatements caches the multi-row audit INSERT statements, one for
+// each power of two up to auditInsertRows, and the tree-size query,
+// prepared on the write connection once and reused in every transaction.
+type auditStatements struct {
+	mu    sync.Mutex
+	stmts map[int]*sql.Stmt
+}
+
+// prepare prepares the statements, once. It must run outside any
+// transaction: the write pool has one connection, which a transaction
+// holds.
+func (a *auditStatements) prepare(ctx context.Context, db *sql.DB) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stmts != nil {
+		return nil
 	}
-	defer stmt.Close()
-	for _, e := range entries {
-		if _, err := stmt.ExecContext(ctx, e.Seq, e.Leaf, airlock.EncodeAuditHashes(e.Hashes), micros(e.Time),
-			e.Type, e.UserID, e.SessionID, e.GrantID); err != nil {
+	stmts := map[int]*sql.Stmt{}
+	for n := 1; n <= auditInsertRows; n *= 2 {
+		st, err := db.PrepareContext(ctx, `INSERT INTO audit_log (seq, leaf, hashes, time, type, user_id, session_id, grant_id) VALUES `+
+			strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n), `, `))
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return dbError("prepare audit insert", err)
+		}
+		stmts[n] = st
+	}
+	st, err := db.PrepareContext(ctx, treeSizeQuery)
+	if err != nil {
+		for _, st := range stmts {
+			st.Close()
+		}
+		return dbError("prepare audit tree size", err)
+	}
+	stmts[0] = st
+	a.stmts = stmts
+	return nil
+}
+
+// get returns the prepared statement inserting n records (a power of two),
+// or for n = 0 the one reading the tree size.
+func (a *auditStatements) get(n int) *sql.Stmt {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stmts[n]
+}
+
+// close closes the cached statements.
+func (a *auditStatements) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, st := range a.stmts {
+		st.Close()
+	}
+	a.stmts = nil
+}
+
+// insertAuditEntries inserts prepared records in chunks of auditInsertRows,
+// then of decreasing powers of two.
+func (s *Store) insertAuditEntries(ctx context.Context, tx *sql.Tx, entries []*airlock.AuditEntry) error {
+	args := make([]any, 0, auditInsertRows*8)
+	for len(entries) > 0 {
+		n := auditInsertRows
+		for n > len(entries) {
+			n /= 2
+		}
+		chunk := entries[:n]
+		entries = entries[n:]
+		args = args[:0]
+		for _, e := range chunk {
+			args = append(args, e.Seq, e.Leaf, airlock.EncodeAuditHashes(e.Hashes), micros(e.Time),
+				e.Type, e.UserID, e.SessionID, e.GrantID)
+		}
+		st := s.auditInserts.get(n)
+		if st == nil {
+			return airlock.Errorf(airlock.EINTERNAL, "sqlite: audit insert statements not prepared")
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return dbError("append audit event", err)
 		}
 	}
@@ -81,9 +159,11 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+const treeSizeQuery = `SELECT coalesce(max(seq), 0) FROM audit_log`
+
 func treeSize(ctx context.Context, q querier) (int64, error) {
 	var n int64
-	err := q.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM audit_log`).Scan(&n)
+	err := q.QueryRowContext(ctx, treeSizeQuery).Scan(&n)
 	return n, dbError("read audit tree size", err)
 }
 
@@ -399,16 +479,28 @@ func (s *Store) SetAuditCursor(ctx context.Context, name string, seq int64) erro
 // tree hashes) and drops it, all in one transaction. Run after migrating,
 // before the store is used.
 func convertLegacyAudit(ctx context.Context, db *sql.DB) error {
-	return inTx(ctx, db, func(tx *sql.Tx) error {
-		// Only once migration 0004 has made audit_log, and only while
-		// audit_events is still there.
+	// Only once migration 0004 has made audit_log, and only while
+	// audit_events is still there. (Checked again in the transaction, in
+	// case another process converted meanwhile.)
+	present := func(q querier) (bool, error) {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table'
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table'
 			AND name IN ('audit_events', 'audit_log')`).Scan(&n); err != nil {
-			return dbError("look for legacy audit events", err)
+			return false, dbError("look for legacy audit events", err)
 		}
-		if n != 2 {
-			return nil
+		return n == 2, nil
+	}
+	if ok, err := present(db); err != nil || !ok {
+		return err
+	}
+	s := &Store{w: db}
+	defer s.auditInserts.close()
+	if err := s.auditInserts.prepare(ctx, db); err != nil {
+		return err
+	}
+	return inTx(ctx, db, func(tx *sql.Tx) error {
+		if ok, err := present(tx); err != nil || !ok {
+			return err
 		}
 		size, err := treeSize(ctx, tx)
 		if err != nil {
@@ -429,7 +521,7 @@ func convertLegacyAudit(ctx context.Context, db *sql.DB) error {
 			if err != nil {
 				return airlock.Wrap(airlock.EINTERNAL, "sqlite: convert legacy audit events", err)
 			}
-			if err := insertAuditEntries(ctx, tx, app.Entries); err != nil {
+			if err := s.insertAuditEntries(ctx, tx, app.Entries); err != nil {
 				return err
 			}
 			size += int64(len(batch))

@@ -47,6 +47,8 @@ const busyTimeout = 5 * time.Second
 type Store struct {
 	w *sql.DB // the single write connection
 	r *sql.DB // read-only pool
+
+	auditInserts auditStatements // prepared audit inserts (audit.go)
 }
 
 // Open opens (creating if needed) the SQLite database at path, a file whose
