@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +170,63 @@ func TestDefaultSetAnnotations(t *testing.T) {
 	}
 	if o := Default().Overdue(time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)); len(o) != n {
 		t.Errorf("%d overdue the day after, want %d", len(o), n)
+	}
+}
+
+// TestRecipePostureRefresh checks the docs/policies.md recipe that lets an
+// admin on a trusted managed device whose posture went stale record
+// posture (and nothing else) with a fresh passkey confirmation.
+func TestRecipePostureRefresh(t *testing.T) {
+	files := DefaultFiles()
+	dev := string(files["10-device.cedar"])
+	old := `   (context.device.kind != "managed" && !context.exceptions.contains("allow_unmanaged_device")))
+};`
+	if !strings.Contains(dev, old) {
+		t.Fatal("10-device.cedar changed; update the recipe in docs/policies.md")
+	}
+	files["10-device.cedar"] = []byte(strings.Replace(dev, old, old[:len(old)-2]+`}
+unless {
+  context.action.name == "airlock.device.posture" &&
+  context.device.trust == "trusted" && context.device.kind == "managed"
+};`, 1))
+	files["50-posture-refresh.cedar"] = []byte(`@id("posture-refresh")
+@owner("airlock-maintainers")
+@review_by("2027-05-31")
+@reason("an admin on a trusted managed device may record posture even while their own device's report is stale")
+permit (principal, action, resource)
+when {
+  context.action.name == "airlock.device.posture" &&
+  context.device.trust == "trusted" && context.device.kind == "managed" &&
+  context.session.tier <= resource.tier
+};
+`)
+	s, err := Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(s, DefaultConfig())
+	in := baseInput()
+	in.Device.Compliant, in.Device.PostureAgeS = false, 90000
+	in.Resource = Resource{Name: "airlock", Tier: 0}
+	in.Action = Action{Name: "airlock.device.posture", Sensitivity: Critical}
+	if d := e.Decide(in); d.Outcome != Allow {
+		t.Fatalf("ok-posture-with-fresh-uv: %s %v", d.Outcome, d.Reasons)
+	}
+	in.Session.UVAgeS = 1000
+	if d := e.Decide(in); d.Outcome != StepUp {
+		t.Fatalf("ok-posture-stale-uv-steps-up: %s %v", d.Outcome, d.Reasons)
+	}
+	in.Action.Name = "airlock.user.create"
+	if d := e.Decide(in); d.Outcome != Deny {
+		t.Fatalf("fail-other-admin-action: %s %v", d.Outcome, d.Reasons)
+	}
+	in.Action.Name = "airlock.device.posture"
+	in.Device.Kind = airlock.DeviceUnmanaged
+	if d := e.Decide(in); d.Outcome != Deny {
+		t.Fatalf("fail-unmanaged-device: %s %v", d.Outcome, d.Reasons)
+	}
+	in.Device.Kind, in.Subject.Roles = airlock.DeviceManaged, nil
+	if d := e.Decide(in); d.Outcome != Deny {
+		t.Fatalf("fail-not-admin: %s %v", d.Outcome, d.Reasons)
 	}
 }
