@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"time"
 
 	"airlock"
@@ -631,39 +630,4 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request) 
 	}
 	c.RevokedAt = s.Now().UTC()
 	writeJSON(w, http.StatusOK, credentialView(c))
-}
-
-func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := airlock.AuditFilter{UserID: q.Get("user"), SessionID: q.Get("session"), Type: q.Get("type"), Limit: 100}
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			s.writeError(w, r, airlock.Errorf(airlock.EINVALID, "after must be a sequence number"))
-			return
-		}
-		f.AfterSeq = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.writeError(w, r, airlock.Errorf(airlock.EINVALID, "limit must be 1-1000"))
-			return
-		}
-		f.Limit = n
-	}
-	if err := s.record(r, airlock.AuditEvent{Type: "audit.read", Details: map[string]any{
-		"after": f.AfterSeq, "user": f.UserID, "session": f.SessionID, "type": f.Type, "limit": f.Limit}}); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	evs, err := s.Audit.List(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if evs == nil {
-		evs = []*airlock.AuditEvent{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 }

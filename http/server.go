@@ -56,6 +56,9 @@ type Server struct {
 	// ReloadPolicy, if set, reloads the policy directory on
 	// POST /v1/admin/policy/reload.
 	ReloadPolicy PolicyReloader
+	// AuditStatus, if set, tells the audit page whether the latest
+	// checkpoint verifies.
+	AuditStatus AuditStatusFunc
 	// BeginPerMinute limits ceremony begin calls per client IP (default 30).
 	BeginPerMinute int
 	Now            func() time.Time
@@ -119,7 +122,8 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/admin/enrolment-tokens", s.admin(s.handleListTokens))
 	handle("POST /v1/admin/enrolment-tokens", s.sensitive(decide.ActionEnrolmentTokenIssue, s.handleIssueToken))
 	handle("POST /v1/admin/credentials/{id}/revoke", s.sensitive(decide.ActionCredentialRevoke, s.handleRevokeCredential))
-	handle("GET /v1/admin/audit", s.admin(s.handleAudit))
+	handle("GET /v1/audit", s.sensitive(decide.ActionAuditRead, s.handleAudit))
+	handle("GET /v1/admin/audit", s.sensitive(decide.ActionAuditRead, s.handleAudit)) // the old name
 
 	s.routesDecide(handle)
 	s.routesUI(mux, handle)

@@ -6,9 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -241,29 +239,4 @@ func (s *Server) dataEnrol(r *http.Request) (any, error) {
 	ld := d.(listData)
 	ld.Tokens, err = s.Store.ListEnrolmentTokens(r.Context())
 	return ld, err
-}
-
-type auditData struct {
-	Filter airlock.AuditFilter
-	Events []*airlock.AuditEvent
-	// Older links to the next page of older events, if any.
-	Older string
-}
-
-func (s *Server) dataAudit(r *http.Request) (any, error) {
-	q := r.URL.Query()
-	f := airlock.AuditFilter{UserID: q.Get("user"), SessionID: q.Get("session"), Type: q.Get("type"), Limit: 200, Newest: true}
-	if v, err := strconv.ParseInt(q.Get("before"), 10, 64); err == nil && v > 0 {
-		f.BeforeSeq = v
-	}
-	if err := s.record(r, airlock.AuditEvent{Type: "audit.read", Details: map[string]any{"user": f.UserID, "session": f.SessionID, "type": f.Type, "via": "ui"}}); err != nil {
-		return nil, err
-	}
-	evs, err := s.Audit.List(r.Context(), f)
-	d := auditData{Filter: f, Events: evs}
-	if len(evs) == f.Limit {
-		next := url.Values{"user": {f.UserID}, "session": {f.SessionID}, "type": {f.Type}, "before": {strconv.FormatInt(evs[len(evs)-1].Seq, 10)}}
-		d.Older = "/admin/audit?" + next.Encode()
-	}
-	return d, err
 }
