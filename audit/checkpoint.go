@@ -321,7 +321,9 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		cp, err := c.Checkpoint(ctx)
 		if err != nil {
 			if c.Logger != nil && ctx.Err() == nil {
-				c.Logger.Error("audit checkpoint failed", "err", err)
+				// Replicas signing with different keys (or origins) look
+				// like this too: they must share the key file.
+				c.Logger.Error("audit checkpoint failed: no checkpoint signed; run airlock audit verify (replicas sharing a store must share audit.key_file and audit.origin)", "err", err)
 			}
 			return
 		}

@@ -35,7 +35,9 @@ type Proof struct {
 // key they trust).
 func Prove(ctx context.Context, store airlock.AuditStore, seq int64) (*Proof, error) {
 	cp, err := store.LatestAuditCheckpoint(ctx)
-	if err != nil {
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, airlock.Wrap(airlock.ENOTFOUND, "audit: no checkpoint yet", err)
+	} else if err != nil {
 		return nil, err
 	}
 	if seq < 1 || seq > cp.Size {

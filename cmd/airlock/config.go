@@ -70,6 +70,9 @@ type Config struct {
 	// GeoIPDB is a MaxMind-format city database (.mmdb) for the
 	// impossible-travel signal; empty turns the signal off.
 	GeoIPDB string `yaml:"geoip_db"`
+	// Audit configures the tamper-evident audit log: checkpoint signing
+	// and SIEM sinks (audit_config.go).
+	Audit AuditConfig `yaml:"audit"`
 	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
 	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
 	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
@@ -123,6 +126,7 @@ func DefaultConfig() Config {
 		Risk:                   RiskConfig{Config: policy.DefaultConfig()},
 		CeremonyTTL:            5 * time.Minute,
 		EnrolmentTokenTTL:      15 * time.Minute,
+		Audit:                  DefaultAuditConfig(),
 	}
 }
 
@@ -170,6 +174,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 					*p = filepath.Join(base, *p)
 				}
 			}
+			cfg.Audit.resolvePaths(base)
 			for t := range cfg.Tiers {
 				for i, root := range cfg.Tiers[t].AttestationRoots {
 					if !filepath.IsAbs(root) {
@@ -192,6 +197,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 		override(&cfg.RPID, "AIRLOCK_RP_ID", *rpID)
 		override(&cfg.TLSCert, "AIRLOCK_TLS_CERT", *tlsCert)
 		override(&cfg.TLSKey, "AIRLOCK_TLS_KEY", *tlsKey)
+		override(&cfg.Audit.KeyFile, "AIRLOCK_AUDIT_KEY_FILE", "")
 		if v := os.Getenv("AIRLOCK_ORIGIN"); v != "" {
 			cfg.Origins = splitList(v)
 		}
@@ -288,6 +294,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CeremonyBeginPerMinute < 1 {
 		return fmt.Errorf("config: ceremony_begin_per_minute must be at least 1")
+	}
+	if err := c.Audit.validate(); err != nil {
+		return err
 	}
 	if c.Webhook.URL != "" {
 		u, err := url.Parse(c.Webhook.URL)

@@ -20,6 +20,7 @@ Usage:
   airlock admin [--server URL] [--token TOKEN] COMMAND ...   (run 'airlock admin help')
   airlock admin bootstrap --reissue [--data DIR | --store URL] [serve's flags]
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
+  airlock audit export|checkpoint|pubkey|proof|verify ... [--data DIR | --store URL]   (run 'airlock audit help')
   airlock version
 `
 
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":

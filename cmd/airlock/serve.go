@@ -42,6 +42,9 @@ type Main struct {
 	Passkeys *passkey.Service
 	Sessions *session.Manager
 	Audit    *audit.Log
+	// auditParts are the checkpoint signer and SIEM streamer
+	// (audit_serve.go).
+	auditParts auditParts
 	// Engine is the policy engine; Decide the decision point over it.
 	Engine *policy.Engine
 	Decide *decide.Service
@@ -67,6 +70,9 @@ func (m *Main) Addr() net.Addr { return m.listener.Addr() }
 // services builds the domain services over an open store.
 func (m *Main) services(cfg Config, origins []string) error {
 	m.Audit = audit.New(m.Store, m.Now, m.Logger)
+	if err := m.auditServices(cfg); err != nil {
+		return err
+	}
 	sc := cfg.SessionConfig()
 	sc.Now = m.Now
 	m.Sessions = session.New(sc, m.Store, m.Audit)
@@ -150,7 +156,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// Behind a TLS-terminating proxy the origin, not the listener, says
 		// whether browsers speak https.
 		DeviceRules: cfg.Posture, Origins: origins, Secure: tls || strings.HasPrefix(m.Origin, "https://"), SelfServiceFreshUV: cfg.SelfServiceFreshUV,
-		Decide: m.Decide, ReloadPolicy: m.reloadPolicy(),
+		Decide: m.Decide, ReloadPolicy: m.reloadPolicy(), AuditStatus: m.auditStatus,
 		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
 	}
 	m.server = &http.Server{
@@ -191,6 +197,7 @@ func (m *Main) housekeeping(ctx context.Context, cfg Config) {
 		go func() { defer m.wg.Done(); d.Run(ctx, 2*time.Second) }()
 	}
 	m.runDecisionPoint(ctx)
+	m.runAudit(ctx)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
@@ -236,6 +243,8 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	// Last: every queued audit event committed, then a final checkpoint.
+	m.closeAudit()
 	if m.Store != nil {
 		return m.Store.Close()
 	}
