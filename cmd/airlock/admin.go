@@ -40,7 +40,7 @@ Commands:
   enrol-token --user USER --device ID
   tokens list
   credentials revoke CREDENTIAL_ID
-  audit [--user ID] [--session ID] [--type T] [--after SEQ] [--limit N]
+  audit [--user ID] [--session ID] [--grant ID] [--type T] [--since T] [--until T] [--order asc|desc] [--after SEQ] [--limit N]
   exceptions list
   exceptions create --effect E --owner O --reason R (--ttl DURATION | --expires RFC3339) [--user U] [--action A] [--resource R]
   exceptions delete ID
@@ -342,20 +342,25 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		user := sfs.String("user", "", "user id")
 		sess := sfs.String("session", "", "session id")
 		typ := sfs.String("type", "", "event type or prefix ending in '.'")
+		grant := sfs.String("grant", "", "grant id")
+		since := sfs.String("since", "", "only events at or after this RFC 3339 time")
+		until := sfs.String("until", "", "only events before this RFC 3339 time")
+		order := sfs.String("order", "", "asc (default) or desc (newest first)")
 		after := sfs.Int64("after", 0, "only events after this sequence number")
 		limit := sfs.Int("limit", 100, "at most this many events")
 		if err := none(); err != nil {
 			return err
 		}
 		q := url.Values{}
-		for k, v := range map[string]string{"user": *user, "session": *sess, "type": *typ} {
+		for k, v := range map[string]string{"user": *user, "session": *sess, "type": *typ, "grant": *grant,
+			"since": *since, "until": *until, "order": *order} {
 			if v != "" {
 				q.Set(k, v)
 			}
 		}
 		q.Set("after", fmt.Sprint(*after))
 		q.Set("limit", fmt.Sprint(*limit))
-		return c.do("GET", "/v1/admin/audit?"+q.Encode(), nil)
+		return c.do("GET", "/v1/audit?"+q.Encode(), nil)
 	}
 	if handled, err := c.policyCommand(cmd, sub, sfs, args, one, none); handled {
 		return err
