@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"airlock"
+	"airlock/audit"
 	"airlock/passkey/passkeytest"
 	"airlock/postgres"
 	"airlock/postgres/pgtest"
@@ -225,8 +226,10 @@ func (c *cluster) login(a *passkeytest.Authenticator) loginOutcome {
 // ceremony begun on one replica and finished on another) and ask for a
 // decision with each new session; step-up proofs minted through one replica
 // are presented to all of them at once; one replica is killed with SIGKILL
-// mid-load. Then: every acknowledged login and decision has its audit event;
-// the audit log is one gap-free history; each step-up proof was accepted
+// mid-load. All replicas sign checkpoints with one shared key file. Then:
+// every acknowledged login and decision has its audit event; the audit log
+// is one gap-free history that `airlock audit verify --store` accepts, every
+// checkpoint included; each step-up proof was accepted
 // exactly once; no ceremony was lost except those whose request was in
 // flight on the killed replica (ceremonies begun on it finish on the
 // survivors); and the survivors carry on.
@@ -234,10 +237,21 @@ func TestReplicasKillOne(t *testing.T) {
 	url := pgtest.Schema(t)
 	lb := "http://localhost:" + itoa(freePort(t))
 	c := &cluster{t: t, origin: lb, client: &http.Client{Timeout: 20 * time.Second}}
-	// Every login comes from 127.0.0.1: lift the per-address limit on
-	// ceremony starts (which holds across replicas) out of the way.
-	cfgFile := filepath.Join(t.TempDir(), "airlock.yaml")
-	if err := os.WriteFile(cfgFile, []byte("ceremony_begin_per_minute: 1000000\n"), 0o600); err != nil {
+	// One configuration for every replica: the shared audit signing key
+	// file and log origin, checkpoints signed often (by whichever replica
+	// gets there), and — every login comes from 127.0.0.1 — the
+	// per-address limit on ceremony starts (which holds across replicas)
+	// lifted out of the way.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "audit-signing.key")
+	key, _, err := audit.LoadOrCreateKey(keyFile, "airlock-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const logOrigin = "airlock/replicas-test"
+	cfgFile := filepath.Join(dir, "airlock.yaml")
+	if err := os.WriteFile(cfgFile, []byte("ceremony_begin_per_minute: 1000000\n"+
+		"audit:\n  key_file: "+keyFile+"\n  origin: "+logOrigin+"\n  checkpoint_every: 20\n  checkpoint_interval: 200ms\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	conf := []string{"--config", cfgFile}
@@ -434,6 +448,19 @@ func TestReplicasKillOne(t *testing.T) {
 		}
 	}
 	checkAuditGapFree(t, pg)
+	// Checkpoints were signed during the load, by the shared key, and
+	// `airlock audit verify` recomputes the whole tree and checks every one.
+	time.Sleep(500 * time.Millisecond) // a checkpoint interval and more: the survivors sign the tail
+	cps, err := pg.ListAuditCheckpoints(ctx, 0, 0)
+	if err != nil || len(cps) < 2 {
+		t.Errorf("%d checkpoints signed during the run (%v), want several", len(cps), err)
+	}
+	out, errOut, code := runCLI(t, "audit", "verify", "--store", url, "--pubkey", key.VerifierKey, "--log-origin", logOrigin)
+	if code != 0 {
+		t.Errorf("audit verify --store: exit %d\n%s%s", code, out, errOut)
+	} else {
+		t.Logf("%s", strings.TrimSpace(errOut))
+	}
 	for _, r := range c.replicas[:2] {
 		if _, err := c.post(r, "/v1/login/begin", "", map[string]any{}); err != nil {
 			t.Errorf("survivor %d: %v", r.i, err)
