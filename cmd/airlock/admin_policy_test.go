@@ -94,11 +94,13 @@ func (a *adminAPI) stepUp(txn string) string {
 	return f["proof"].(string)
 }
 
-// promptWriter collects stderr and reports the step-up URL once printed.
+// promptWriter collects stderr and reports the step-up transaction once
+// printed.
 type promptWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	url chan string
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	url  chan<- string
+	sent bool
 }
 
 var stepUpURL = regexp.MustCompile(`Open (\S+/stepup/(txn_[0-9a-f]+)) `)
@@ -107,9 +109,9 @@ func (w *promptWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if m := stepUpURL.FindStringSubmatch(w.buf.String()); m != nil && w.url != nil {
+	if m := stepUpURL.FindStringSubmatch(w.buf.String()); m != nil && !w.sent {
 		w.url <- m[2]
-		w.url = nil
+		w.sent = true
 	}
 	return len(p), nil
 }
@@ -132,7 +134,8 @@ func TestAdminCLIStepUp(t *testing.T) {
 	pr, pw := io.Pipe()
 	stdin = pr
 	defer func() { stdin = nil }()
-	ew := &promptWriter{url: make(chan string, 1)}
+	urls := make(chan string, 1)
+	ew := &promptWriter{url: urls}
 	var outb bytes.Buffer
 	done := make(chan int)
 	go func() {
@@ -140,7 +143,7 @@ func TestAdminCLIStepUp(t *testing.T) {
 	}()
 	var txn string
 	select {
-	case txn = <-ew.url:
+	case txn = <-urls:
 	case c := <-done:
 		t.Fatalf("CLI ended (%d) without asking for a step-up: %s", c, ew.String())
 	case <-time.After(20 * time.Second):
