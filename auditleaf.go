@@ -368,6 +368,14 @@ type auditLeafJSON struct {
 // unknown or duplicate keys, other key orders or spellings, whitespace and
 // a non-canonical time are all rejected), else EINVALID.
 func ParseAuditLeaf(leaf []byte) (*AuditEvent, error) {
+	// The direct parser reads the canonical shape quickly; whatever it
+	// accepts must re-encode to exactly leaf, so it cannot accept more than
+	// the general path below, which also names what is wrong.
+	if e, ok := parseLeafFast(leaf); ok {
+		if again, err := AuditLeaf(e); err == nil && bytes.Equal(again, leaf) {
+			return e, nil
+		}
+	}
 	var l auditLeafJSON
 	dec := json.NewDecoder(bytes.NewReader(leaf))
 	dec.UseNumber()
@@ -397,6 +405,209 @@ func ParseAuditLeaf(leaf []byte) (*AuditEvent, error) {
 		return nil, Errorf(EINVALID, "audit: leaf of seq %d is not in canonical form", l.Seq)
 	}
 	return e, nil
+}
+
+// parseLeafFast parses a leaf of the canonical shape: an object whose
+// values are strings without escapes, the integer seq, and a details
+// object (decoded with encoding/json, numbers as json.Number). It reports
+// false for anything else (ParseAuditLeaf then takes encoding/json's path).
+func parseLeafFast(b []byte) (*AuditEvent, bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	e := &AuditEvent{}
+	i := 1
+	str := func() (string, bool) { // at an opening quote
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		j := i + 1
+		for j < len(b) && b[j] != '"' {
+			if b[j] == '\\' || b[j] < 0x20 {
+				return "", false
+			}
+			j++
+		}
+		if j >= len(b) {
+			return "", false
+		}
+		v := string(b[i+1 : j])
+		i = j + 1
+		return v, true
+	}
+	for i < len(b)-1 {
+		if i > 1 {
+			if b[i] != ',' {
+				return nil, false
+			}
+			i++
+		}
+		key, ok := str()
+		if !ok || i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i++
+		switch key {
+		case "seq":
+			j := i
+			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+				j++
+			}
+			n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
+			if err != nil {
+				return nil, false
+			}
+			e.Seq, i = n, j
+			continue
+		case "details":
+			v, end, ok := parseValueFast(b, i, 0)
+			m, isMap := v.(map[string]any)
+			if !ok || !isMap {
+				return nil, false
+			}
+			e.Details, i = m, end
+			continue
+		}
+		v, ok := str()
+		if !ok {
+			return nil, false
+		}
+		var dst *string
+		switch key {
+		case "actor":
+			dst = &e.Actor
+		case "credential_id":
+			dst = &e.CredentialID
+		case "decision_id":
+			dst = &e.DecisionID
+		case "device_id":
+			dst = &e.DeviceID
+		case "grant_id":
+			dst = &e.GrantID
+		case "ip":
+			dst = &e.IP
+		case "outcome":
+			dst = &e.Outcome
+		case "reason":
+			dst = &e.Reason
+		case "request_id":
+			dst = &e.RequestID
+		case "session_id":
+			dst = &e.SessionID
+		case "ssh_session_id":
+			dst = &e.SSHSessionID
+		case "subject":
+			dst = &e.Subject
+		case "transaction_id":
+			dst = &e.TransactionID
+		case "type":
+			dst = &e.Type
+		case "user_id":
+			dst = &e.UserID
+		case "time":
+			t, err := time.Parse(auditTimeLayout, v)
+			if err != nil {
+				return nil, false
+			}
+			e.Time = t.UTC()
+			continue
+		default:
+			return nil, false
+		}
+		*dst = v
+	}
+	return e, true
+}
+
+// parseValueFast decodes the JSON value at b[i] as encoding/json with
+// UseNumber would (objects as map[string]any, arrays as []any, numbers as
+// json.Number), for the simple forms canonical leaves use: strings without
+// escapes, numbers, true, false, null, nested at most 64 deep. It returns
+// the value, the index after it, and false for anything else.
+func parseValueFast(b []byte, i, depth int) (any, int, bool) {
+	if i >= len(b) || depth > 64 {
+		return nil, 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		j := i + 1
+		for j < len(b) && b[j] != '"' {
+			if b[j] == '\\' || b[j] < 0x20 {
+				return nil, 0, false
+			}
+			j++
+		}
+		if j >= len(b) {
+			return nil, 0, false
+		}
+		return string(b[i+1 : j]), j + 1, true
+	case c == '{':
+		m := map[string]any{}
+		i++
+		for first := true; ; first = false {
+			if i < len(b) && b[i] == '}' && first {
+				return m, i + 1, true
+			}
+			k, j, ok := parseValueFast(b, i, depth+1)
+			key, isStr := k.(string)
+			if !ok || !isStr || j >= len(b) || b[j] != ':' {
+				return nil, 0, false
+			}
+			if _, dup := m[key]; dup {
+				return nil, 0, false
+			}
+			v, j, ok := parseValueFast(b, j+1, depth+1)
+			if !ok || j >= len(b) {
+				return nil, 0, false
+			}
+			m[key] = v
+			switch b[j] {
+			case ',':
+				i = j + 1
+			case '}':
+				return m, j + 1, true
+			default:
+				return nil, 0, false
+			}
+		}
+	case c == '[':
+		a := []any{}
+		i++
+		for first := true; ; first = false {
+			if i < len(b) && b[i] == ']' && first {
+				return a, i + 1, true
+			}
+			v, j, ok := parseValueFast(b, i, depth+1)
+			if !ok || j >= len(b) {
+				return nil, 0, false
+			}
+			a = append(a, v)
+			switch b[j] {
+			case ',':
+				i = j + 1
+			case ']':
+				return a, j + 1, true
+			default:
+				return nil, 0, false
+			}
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := i
+		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || (b[j] >= '0' && b[j] <= '9')) {
+			j++
+		}
+		if !isJSONNumber(string(b[i:j])) {
+			return nil, 0, false
+		}
+		return json.Number(b[i:j]), j, true
+	case bytes.HasPrefix(b[i:], []byte("true")):
+		return true, i + 4, true
+	case bytes.HasPrefix(b[i:], []byte("false")):
+		return false, i + 5, true
+	case bytes.HasPrefix(b[i:], []byte("null")):
+		return nil, i + 4, true
+	}
+	return nil, 0, false
 }
 
 // AuditCheckpoint is a signed checkpoint of the audit tree: a C2SP

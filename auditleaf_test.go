@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,9 @@ func TestParseAuditLeaf(t *testing.T) {
 	got, err := ParseAuditLeaf(leaf)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fast, ok := parseLeafFast(leaf); !ok || !reflect.DeepEqual(fast, got) {
+		t.Errorf("the direct parser does not read a canonical leaf: %v %+v", ok, fast)
 	}
 	if got.Seq != 7 || !got.Time.Equal(e.Time.Truncate(time.Microsecond)) || got.Details["b"] != json.Number("1") || got.SSHSessionID != "ssh" {
 		t.Errorf("parsed %+v", got)

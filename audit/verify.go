@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"airlock"
 
@@ -106,15 +108,44 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 	v.cps = &checkpointIter{ctx: ctx, store: store}
 
 	intact := true // records so far formed the sequence 1, 2, 3…
-	for after := int64(0); ; {
-		entries, err := store.ReadAuditEntries(ctx, after, page)
-		if err != nil {
-			return nil, err
+	// One goroutine reads the next page (and checks its records on every
+	// core) while this one walks the current page in order.
+	type checkedPage struct {
+		entries []*airlock.AuditEntry
+		checked []string
+		err     error
+	}
+	pages := make(chan checkedPage, 1)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(pages)
+		for after := int64(0); ; {
+			entries, err := store.ReadAuditEntries(rctx, after, page)
+			if err != nil || len(entries) == 0 {
+				select {
+				case pages <- checkedPage{err: err}:
+				case <-rctx.Done():
+				}
+				return
+			}
+			select {
+			case pages <- checkedPage{entries: entries, checked: checkRecords(entries)}:
+			case <-rctx.Done():
+				return
+			}
+			after = entries[len(entries)-1].Seq
 		}
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return nil, p.err
+		}
+		entries, checked := p.entries, p.checked
 		if len(entries) == 0 {
 			break
 		}
-		for _, e := range entries {
+		for k, e := range entries {
 			rep.Events++
 			n := v.n // records accepted into the recomputed tree
 			if intact && e.Seq != n+1 {
@@ -125,7 +156,9 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 				}
 				intact = false
 			}
-			v.checkRecord(e)
+			if msg := checked[k]; msg != "" {
+				v.recordFault(e.Seq, msg)
+			}
 			if intact {
 				if err := v.addToTree(e); err != nil {
 					return nil, err
@@ -135,7 +168,6 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 				}
 			}
 		}
-		after = entries[len(entries)-1].Seq
 	}
 	if rep.Events != size && intact {
 		v.recordFault(rep.Events+1, fmt.Sprintf("the store says the tree has %d events, %d were read", size, rep.Events))
@@ -185,17 +217,33 @@ func (v *verifier) bad(seq, checkpoint int64, msg string) {
 	v.rep.Problems = append(v.rep.Problems, Problem{Seq: seq, Checkpoint: checkpoint, Message: msg})
 }
 
+// checkRecords runs checkRecord on every entry, in parallel, and returns
+// the fault of each ("" when none).
+func checkRecords(entries []*airlock.AuditEntry) []string {
+	out := make([]string, len(entries))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(entries)/256))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := w; k < len(entries); k += workers {
+				out[k] = checkRecord(entries[k])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // checkRecord checks what one record says about itself: its leaf parses,
-// is canonical, names the record's Seq, and the index columns agree.
-func (v *verifier) checkRecord(e *airlock.AuditEntry) {
+// is canonical, names the record's Seq, and the index columns agree. It
+// returns the fault, or "".
+func checkRecord(e *airlock.AuditEntry) string {
 	ev, err := airlock.ParseAuditLeaf(e.Leaf)
 	if err != nil {
-		v.recordFault(e.Seq, "leaf: "+airlock.ErrorMessage(err))
-		return
+		return "leaf: " + airlock.ErrorMessage(err)
 	}
 	if ev.Seq != e.Seq {
-		v.recordFault(e.Seq, fmt.Sprintf("leaf says seq %d", ev.Seq))
-		return
+		return fmt.Sprintf("leaf says seq %d", ev.Seq)
 	}
 	var diff []string
 	if !ev.Time.Equal(e.Time) {
@@ -214,8 +262,9 @@ func (v *verifier) checkRecord(e *airlock.AuditEntry) {
 		diff = append(diff, "grant_id")
 	}
 	if len(diff) > 0 {
-		v.recordFault(e.Seq, fmt.Sprintf("index columns %v disagree with the leaf", diff))
+		return fmt.Sprintf("index columns %v disagree with the leaf", diff)
 	}
+	return ""
 }
 
 // addToTree appends e's leaf to the recomputed tree and compares the
