@@ -414,15 +414,15 @@ func TestTextPostgresCannotStore(t *testing.T) {
 			}
 		})
 	}
-	// The audit log takes a NUL: leaves are canonical JSON (bytea), where it
-	// is an escape.
+	// The audit log takes both in its leaves (canonical JSON, stored as
+	// bytea), where a NUL is an escape and invalid UTF-8 becomes U+FFFD.
 	e := &airlock.AuditEvent{Time: time.Now(), Type: "auth.login_failed", Outcome: airlock.OutcomeFailure,
-		Subject: "ali\x00ce", Details: map[string]any{"name": "x\x00"}}
+		Subject: "ali\x00ce\xff", Details: map[string]any{"name": "x\x00"}}
 	if err := s.AppendAudit(ctx, e); err != nil {
-		t.Fatalf("AppendAudit with a NUL: %v", err)
+		t.Fatalf("AppendAudit with a NUL and invalid UTF-8: %v", err)
 	}
 	got, err := s.ListAudit(ctx, airlock.AuditFilter{})
-	if err != nil || len(got) != 1 || got[0].Subject != "ali\x00ce" {
+	if err != nil || len(got) != 1 || got[0].Subject != "ali\x00ce\uFFFD" {
 		t.Errorf("ListAudit = %+v, %v", got, err)
 	}
 }
