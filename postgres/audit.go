@@ -76,18 +76,19 @@ func insertAuditEntries(ctx context.Context, tx pgx.Tx, entries []*airlock.Audit
 		seqs             = make([]int64, n)
 		leaves, hashes   = make([][]byte, n), make([][]byte, n)
 		times            = make([]time.Time, n)
-		types, users     = make([]string, n), make([]string, n)
-		sessions, grants = make([]string, n), make([]string, n)
+		types, users     = make([][]byte, n), make([][]byte, n)
+		sessions, grants = make([][]byte, n), make([][]byte, n)
 	)
 	for i, e := range entries {
 		seqs[i], leaves[i], hashes[i] = e.Seq, e.Leaf, airlock.EncodeAuditHashes(e.Hashes)
-		times[i], types[i], users[i], sessions[i], grants[i] = e.Time, e.Type, e.UserID, e.SessionID, e.GrantID
+		times[i], types[i], users[i], sessions[i], grants[i] = e.Time, []byte(e.Type), []byte(e.UserID),
+			[]byte(e.SessionID), []byte(e.GrantID)
 	}
 	// WITH ORDINALITY … ORDER BY: rows go in in Seq order, as the
 	// next-number trigger requires.
 	_, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, leaf, hashes, time, type, user_id, session_id, grant_id)
 		SELECT seq, leaf, hashes, time, type, user_id, session_id, grant_id
-		FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[])
+		FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[])
 			WITH ORDINALITY AS r(seq, leaf, hashes, time, type, user_id, session_id, grant_id, n)
 		ORDER BY n`,
 		seqs, leaves, hashes, times, types, users, sessions, grants)
@@ -181,12 +182,13 @@ func (s *Store) ReadAuditEntries(ctx context.Context, afterSeq int64, limit int)
 		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
 	return collect(rows, err, "read audit entries", func(row pgx.Row) (*airlock.AuditEntry, error) {
 		var (
-			e      airlock.AuditEntry
-			hashes []byte
+			e                              airlock.AuditEntry
+			hashes, typ, user, sess, grant []byte
 		)
-		if err := row.Scan(&e.Seq, &e.Leaf, &hashes, tsp(&e.Time), &e.Type, &e.UserID, &e.SessionID, &e.GrantID); err != nil {
+		if err := row.Scan(&e.Seq, &e.Leaf, &hashes, tsp(&e.Time), &typ, &user, &sess, &grant); err != nil {
 			return nil, err
 		}
+		e.Type, e.UserID, e.SessionID, e.GrantID = string(typ), string(user), string(sess), string(grant)
 		var err error
 		if e.Hashes, err = airlock.DecodeAuditHashes(hashes); err != nil {
 			return nil, err
@@ -228,19 +230,19 @@ func (s *Store) ListAudit(ctx context.Context, f airlock.AuditFilter) ([]*airloc
 	}
 	// "<> ''" lets PostgreSQL use the partial indexes.
 	if f.UserID != "" {
-		add(`user_id = ? AND user_id <> ''`, f.UserID)
+		add(`user_id = ? AND user_id <> ''::bytea`, []byte(f.UserID))
 	}
 	if f.SessionID != "" {
-		add(`session_id = ? AND session_id <> ''`, f.SessionID)
+		add(`session_id = ? AND session_id <> ''::bytea`, []byte(f.SessionID))
 	}
 	if f.GrantID != "" {
-		add(`grant_id = ? AND grant_id <> ''`, f.GrantID)
+		add(`grant_id = ? AND grant_id <> ''::bytea`, []byte(f.GrantID))
 	}
 	if strings.HasSuffix(f.Type, ".") {
-		// starts_with, not LIKE: a type may contain "_" or "%".
-		add(`starts_with(type, ?)`, f.Type)
+		// A byte prefix, not LIKE: a type may contain "_" or "%".
+		add(`substr(type, 1, `+itoa(len(f.Type))+`) = ?`, []byte(f.Type))
 	} else if f.Type != "" {
-		add(`type = ?`, f.Type)
+		add(`type = ?`, []byte(f.Type))
 	}
 	if !f.Since.IsZero() {
 		add(`time >= ?`, f.Since)

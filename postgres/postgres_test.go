@@ -563,3 +563,33 @@ func TestRateLimitSweep(t *testing.T) {
 		t.Errorf("%d rate-limit rows after the window ended, want 1 (the ended windows swept)", rows)
 	}
 }
+
+// TestAuditIndexColumnsAnyText checks that an event whose indexed fields
+// (type, user, session, grant) carry text PostgreSQL's text type cannot
+// hold is recorded, read back and found by its filters — and does not fail
+// the other events of its batch.
+func TestAuditIndexColumnsAnyText(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	odd := "u\x00\xff"
+	events := []*airlock.AuditEvent{
+		{Time: time.Now(), Type: "auth.login", Outcome: airlock.OutcomeSuccess, UserID: "u-1"},
+		{Time: time.Now(), Type: "auth.x\x00", Outcome: airlock.OutcomeSuccess, UserID: odd, SessionID: odd, GrantID: odd},
+	}
+	if err := s.AppendAudit(ctx, events...); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	entries, err := s.ReadAuditEntries(ctx, 0, 0)
+	if err != nil || len(entries) != 2 || entries[1].UserID != odd || entries[1].Type != "auth.x\x00" {
+		t.Fatalf("ReadAuditEntries: %+v, %v", entries, err)
+	}
+	for _, f := range []airlock.AuditFilter{{UserID: odd}, {SessionID: odd}, {GrantID: odd}, {Type: "auth.x\x00"}} {
+		got, err := s.ListAudit(ctx, f)
+		if err != nil || len(got) != 1 || got[0].Seq != 2 {
+			t.Errorf("ListAudit(%+v) = %d events, %v; want event 2", f, len(got), err)
+		}
+	}
+	if got, err := s.ListAudit(ctx, airlock.AuditFilter{Type: "auth."}); err != nil || len(got) != 2 {
+		t.Errorf("type prefix: %d events, %v", len(got), err)
+	}
+}

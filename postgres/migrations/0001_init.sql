@@ -132,6 +132,11 @@ CREATE INDEX ceremonies_expires ON ceremonies (expires_at);
 -- filtering, which `airlock audit verify` checks against the leaf. Appends
 -- from every replica are serialized by an advisory lock (see audit.go).
 --
+-- The index columns are bytea, not text: they hold exactly the event's
+-- strings (which verify compares with the leaf), and PostgreSQL text cannot
+-- hold a NUL or invalid UTF-8 — one such event would otherwise fail the
+-- whole group-commit batch it travels in.
+--
 -- audit_log and audit_checkpoints are append-only: the store only ever
 -- INSERTs, and the triggers below refuse any UPDATE, DELETE or TRUNCATE,
 -- whoever issues it, and any INSERT whose seq is not the next number.
@@ -140,16 +145,16 @@ CREATE TABLE audit_log (
 	leaf       bytea  NOT NULL,
 	hashes     bytea  NOT NULL,
 	time       timestamptz NOT NULL,
-	type       text COLLATE "C" NOT NULL,
-	user_id    text   NOT NULL,
-	session_id text   NOT NULL,
-	grant_id   text   NOT NULL
+	type       bytea  NOT NULL,
+	user_id    bytea  NOT NULL,
+	session_id bytea  NOT NULL,
+	grant_id   bytea  NOT NULL
 );
 
 -- Partial indexes: most events carry no session or grant.
-CREATE INDEX audit_log_user ON audit_log (user_id, seq) WHERE user_id <> '';
-CREATE INDEX audit_log_session ON audit_log (session_id, seq) WHERE session_id <> '';
-CREATE INDEX audit_log_grant ON audit_log (grant_id, seq) WHERE grant_id <> '';
+CREATE INDEX audit_log_user ON audit_log (user_id, seq) WHERE user_id <> ''::bytea;
+CREATE INDEX audit_log_session ON audit_log (session_id, seq) WHERE session_id <> ''::bytea;
+CREATE INDEX audit_log_grant ON audit_log (grant_id, seq) WHERE grant_id <> ''::bytea;
 CREATE INDEX audit_log_type ON audit_log (type, seq);
 CREATE INDEX audit_log_time ON audit_log (time, seq);
 
