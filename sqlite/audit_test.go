@@ -84,19 +84,26 @@ func TestAuditLegacyConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 1234 // more than one conversion batch
+	const n = 1050 // more than one conversion batch
+	tx, err := s0.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= n; i++ {
 		details := any(nil)
 		if i%2 == 0 {
 			details = fmt.Sprintf(`{"n":%d,"big":%d,"s":"<x>"}`, i, int64(1)<<60+int64(i))
 		}
-		if _, err := s0.w.ExecContext(ctx, `INSERT INTO audit_events (seq, time, type, actor, subject, outcome, reason,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (seq, time, type, actor, subject, outcome, reason,
 			user_id, session_id, device_id, credential_id, decision_id, transaction_id, request_id, grant_id,
 			ssh_session_id, ip, details) VALUES (?, ?, 'auth.login', 'a', '', 'success', '', ?, 's-1', '', '', '', '', '', '', '', '', ?)`,
 			i, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Microsecond).UnixMicro(),
 			fmt.Sprintf("u-%d", i%7), details); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
 	}
 	if err := s0.Close(); err != nil {
 		t.Fatal(err)
