@@ -7,10 +7,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"airlock"
 )
@@ -21,9 +25,10 @@ const MaxParamsBytes = 16 << 10
 // CanonicalParams returns the canonical JSON of a request's parameters: the
 // object re-encoded with its keys sorted (recursively), no insignificant
 // whitespace, numbers exactly as sent. Absent or null parameters are "{}";
-// anything but a JSON object, or more than MaxParamsBytes, is EINVALID.
-// Two requests have the same parameters exactly when their canonical forms
-// are equal.
+// anything but a JSON object, or more than MaxParamsBytes, is EINVALID, and
+// so is what parsers may read differently (strictJSON): a key twice in one
+// object, invalid UTF-8, a lone surrogate escape. Two requests have the
+// same parameters exactly when their canonical forms are equal.
 func CanonicalParams(raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -41,6 +46,9 @@ func CanonicalParams(raw json.RawMessage) ([]byte, error) {
 	if _, ok := v.(map[string]any); !ok {
 		return nil, airlock.Errorf(airlock.EINVALID, "params must be a JSON object")
 	}
+	if err := strictJSON(raw); err != nil {
+		return nil, err
+	}
 	// encoding/json writes map keys sorted and json.Number verbatim.
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -53,6 +61,118 @@ func CanonicalParams(raw json.RawMessage) ([]byte, error) {
 		return nil, airlock.Errorf(airlock.EINVALID, "params are larger than %d bytes", MaxParamsBytes)
 	}
 	return out, nil
+}
+
+// strictJSON refuses syntactically valid JSON that two parsers could read
+// as different values, which encoding/json would otherwise fold into one
+// canonical form (so that a digest would stand for two requests): invalid
+// UTF-8 and \u escapes of lone surrogates (both read as U+FFFD), and an
+// object with the same key (after unescaping) twice (encoding/json keeps
+// the last, other parsers the first). raw must be one valid JSON value.
+func strictJSON(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return airlock.Errorf(airlock.EINVALID, "params are not valid UTF-8")
+	}
+	if err := checkSurrogates(raw); err != nil {
+		return err
+	}
+	return checkDuplicateKeys(raw)
+}
+
+// checkSurrogates refuses a \u escape of a UTF-16 surrogate that is not a
+// high one immediately followed by an escaped low one.
+func checkSurrogates(raw []byte) error {
+	hex4 := func(i int) rune {
+		if i+4 > len(raw) {
+			return -1
+		}
+		n, err := strconv.ParseUint(string(raw[i:i+4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(n)
+	}
+	bad := airlock.Errorf(airlock.EINVALID, "params contain a lone UTF-16 surrogate escape")
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 >= len(raw) || raw[i+1] != 'u' {
+				i++ // a one-character escape
+				continue
+			}
+			r := hex4(i + 2)
+			i += 5
+			switch {
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return bad
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+2 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+					return bad
+				}
+				if lo := hex4(i + 3); lo < 0xDC00 || lo > 0xDFFF {
+					return bad
+				}
+				i += 6
+			}
+		}
+	}
+	return nil
+}
+
+// checkDuplicateKeys refuses an object, at any depth, that has a key twice.
+func checkDuplicateKeys(raw []byte) error {
+	type frame struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		} else if err != nil {
+			return airlock.Errorf(airlock.EINVALID, "params must be a JSON object: %v", err)
+		}
+		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			k, _ := tok.(string)
+			if stack[n-1].keys[k] {
+				return airlock.Errorf(airlock.EINVALID, "params have the key %q twice in one object", clip(k))
+			}
+			stack[n-1].keys[k], stack[n-1].wantKey = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // ParamsDigest is SHA-256 of canonical parameters.
@@ -88,15 +208,20 @@ type Field struct {
 }
 
 // Summary flattens canonical parameters into readable lines for the
-// step-up page: nested keys joined with ".", list items as "[i]", strings
-// unquoted, every value at most 200 characters, at most 50 lines (the last
-// one then says how many more there are).
+// step-up page: nested keys joined with ".", list items as "[i]", numbers,
+// booleans and null as sent. It shows everything the proof is bound to —
+// no line limit and no clipped value (canonical parameters are at most
+// MaxParamsBytes), since hidden lines or a clipped tail could hide a payee —
+// and nothing ambiguous: a string or key that is empty, has leading,
+// trailing or repeated spaces, a character that is not graphic (control,
+// format such as U+202E or U+200B, line breaks), or starts with a quote is
+// shown quoted with Go escapes, and so is a key containing ".", "[" or "]".
 func Summary(canonical []byte) []Field {
 	dec := json.NewDecoder(bytes.NewReader(canonical))
 	dec.UseNumber()
 	var v any
 	if dec.Decode(&v) != nil {
-		return []Field{{Key: "params", Value: clip(string(canonical))}}
+		return []Field{{Key: "params", Value: DisplayText(string(canonical))}}
 	}
 	var out []Field
 	var walk func(prefix string, v any)
@@ -107,9 +232,9 @@ func Summary(canonical []byte) []Field {
 				out = append(out, Field{prefix, "{}"})
 			}
 			for _, k := range slices.Sorted(maps.Keys(x)) {
-				key := k
+				key := displayKey(k)
 				if prefix != "" {
-					key = prefix + "." + k
+					key = prefix + "." + key
 				}
 				walk(key, x[k])
 			}
@@ -121,20 +246,49 @@ func Summary(canonical []byte) []Field {
 				walk(fmt.Sprintf("%s[%d]", prefix, i), e)
 			}
 		case string:
-			out = append(out, Field{prefix, clip(x)})
+			out = append(out, Field{prefix, DisplayText(x)})
 		case nil:
 			out = append(out, Field{prefix, "null"})
 		default:
-			out = append(out, Field{prefix, clip(fmt.Sprint(x))})
+			out = append(out, Field{prefix, fmt.Sprint(x)})
 		}
 	}
 	walk("", v)
-	const maxLines = 50
-	if len(out) > maxLines {
-		more := len(out) - (maxLines - 1)
-		out = append(out[:maxLines-1], Field{"…", fmt.Sprintf("%d more", more)})
-	}
 	return out
+}
+
+// plainText reports whether s reads the same to a person as its bytes say:
+// not empty, only graphic characters, single ASCII spaces between words, and
+// no leading quote (which would look like a quoted value).
+func plainText(s string) bool {
+	if s == "" || s[0] == '"' || s[0] == ' ' || s[len(s)-1] == ' ' || strings.Contains(s, "  ") {
+		return false
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) || (unicode.IsSpace(r) && r != ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// DisplayText is s as a person should see it on a confirmation page: as is
+// when it is plain text, else quoted with Go escapes (so that invisible,
+// control and direction-changing characters show as escapes).
+func DisplayText(s string) string {
+	if plainText(s) {
+		return s
+	}
+	return strconv.QuoteToGraphic(s)
+}
+
+// displayKey is DisplayText for a key, which is also quoted when it
+// contains the path punctuation "." "[" "]".
+func displayKey(k string) string {
+	if plainText(k) && !strings.ContainsAny(k, ".[]") {
+		return k
+	}
+	return strconv.QuoteToGraphic(k)
 }
 
 func clip(s string) string {

@@ -109,8 +109,9 @@ type Result struct {
 }
 
 // Decide judges req from sub and audits the decision ("decision.<outcome>")
-// before returning it. An unknown action or resource is a deny with a
-// reason; a step_up opens a transaction; a presented proof is consumed on
+// before returning it. The policies see the user's live exceptions and
+// those for every user, except the ones this user created (nobody exempts
+// themselves). An unknown action or resource is a deny with a reason; a step_up opens a transaction; a presented proof is consumed on
 // its first presentation and cures a step_up only when it was made for the
 // identical action, resource, parameters and session and has not expired —
 // otherwise the decision is deny with reason ReasonProofRefused. Any store
@@ -146,6 +147,11 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 			return nil, err
 		}
 		for _, x := range excs {
+			if x.UserID == "" && x.CreatedBy == sub.User.ID {
+				// An exception for every user is for everyone but the
+				// admin who made it: nobody exempts themselves.
+				continue
+			}
 			in.Exceptions = append(in.Exceptions, policy.Exception{ID: x.ID, UserID: x.UserID, Action: x.Action,
 				Resource: x.Resource, Effect: x.Effect, Owner: x.Owner, Reason: x.Reason, Expires: x.ExpiresAt})
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -538,5 +539,147 @@ func TestValidateException(t *testing.T) {
 		if err := f.svc.ValidateException(f.ctx, x, t0); airlock.ErrorCode(err) != airlock.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", name, err)
 		}
+	}
+}
+
+// TestCanonicalParamsStrict: parameters that a second parser could read
+// differently from the one that computed the digest are refused, so that
+// two different requests never share a params digest.
+func TestCanonicalParamsStrict(t *testing.T) {
+	for name, p := range map[string]string{
+		"fail-duplicate-key":          `{"payee":"alice","amount":"1","payee":"mallory"}`,
+		"fail-duplicate-nested-key":   `{"to":{"iban":"DE02","iban":"GB33"}}`,
+		"fail-duplicate-escaped-key":  `{"payee":"alice","p\u0061yee":"mallory"}`,
+		"fail-duplicate-in-list-item": `{"l":[{"a":1,"a":2}]}`,
+		"fail-invalid-utf8":           "{\"payee\":\"al\xffice\"}",
+		"fail-invalid-utf8-key":       "{\"pa\xfeyee\":\"alice\"}",
+		"fail-lone-high-surrogate":    `{"payee":"\ud800"}`,
+		"fail-lone-low-surrogate":     `{"payee":"\udc00x"}`,
+		"fail-high-then-not-low":      `{"payee":"\ud83d\u0041"}`,
+		"fail-high-at-end-of-key":     `{"\ud83d":1}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if c, err := CanonicalParams(json.RawMessage(p)); airlock.ErrorCode(err) != airlock.EINVALID {
+				t.Errorf("CanonicalParams(%q) = %s, %v; want EINVALID", p, c, err)
+			}
+		})
+	}
+	for name, p := range map[string]string{
+		"ok-surrogate-pair":     `{"emoji":"\ud83d\ude00"}`,
+		"ok-same-key-elsewhere": `{"a":{"x":1},"b":{"x":1},"x":[{"x":1},{"x":2}]}`,
+		"ok-escaped-backslash":  `{"a":"\\ud800"}`,
+		"ok-replacement-char":   `{"a":"\ufffd"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := CanonicalParams(json.RawMessage(p)); err != nil {
+				t.Errorf("CanonicalParams(%q): %v", p, err)
+			}
+		})
+	}
+	// The literal replacement character and an escaped lone surrogate must
+	// not share a digest (encoding/json reads both as U+FFFD).
+	if a, _ := CanonicalParams(json.RawMessage(`{"a":"\ufffd"}`)); a == nil {
+		t.Fatal("U+FFFD refused")
+	} else if b, err := CanonicalParams(json.RawMessage(`{"a":"\udfff"}`)); err == nil && string(a) == string(b) {
+		t.Error("a lone surrogate shares the digest of U+FFFD")
+	}
+}
+
+// TestSummaryShowsEverything: the step-up page must show every parameter
+// the proof is bound to, in full and unambiguously — no line limit that
+// padding parameters can push the payee past, no clipped values, no
+// invisible or direction-changing characters, no key that reads like a
+// nested one.
+func TestSummaryShowsEverything(t *testing.T) {
+	text := func(fs []Field) string {
+		var lines []string
+		for _, f := range fs {
+			lines = append(lines, f.Key+"="+f.Value)
+		}
+		return strings.Join(lines, "\n")
+	}
+	canon := func(p string) []byte {
+		c, err := CanonicalParams(json.RawMessage(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	t.Run("fail-padding-hides-payee", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString(`{`)
+		for i := range 60 {
+			fmt.Fprintf(&b, `"a%02d":"x",`, i)
+		}
+		b.WriteString(`"payee":"GB33 MALLORY","amount":"9999.00"}`)
+		got := text(Summary(canon(b.String())))
+		for _, want := range []string{"payee=GB33 MALLORY", "amount=9999.00", "a59=x"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("summary hides %q:\n%s", want, got)
+			}
+		}
+	})
+	t.Run("fail-clipped-value", func(t *testing.T) {
+		long := strings.Repeat("DE02 ", 60) + "MALLORY"
+		got := text(Summary(canon(`{"payee":"` + long + `"}`)))
+		if !strings.Contains(got, "MALLORY") {
+			t.Errorf("summary clips the payee:\n%s", got)
+		}
+	})
+	t.Run("fail-invisible-characters", func(t *testing.T) {
+		// U+202E reverses what follows; U+200B is invisible; a newline
+		// or leading/trailing spaces change nothing a person sees.
+		got := text(Summary(canon(`{"payee":"alice\u202Eecila","memo":"a\u200Bb","note":" x ","nl":"a\nb"}`)))
+		for _, bad := range []string{"\u202e", "\u200b", "\n b"} {
+			if strings.Contains(got, bad) {
+				t.Errorf("summary shows %q as is:\n%s", bad, got)
+			}
+		}
+		for _, want := range []string{`payee="alice\u202eecila"`, `memo="a\u200bb"`, `note=" x "`, `nl="a\nb"`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("summary lacks %s:\n%s", want, got)
+			}
+		}
+	})
+	t.Run("fail-key-looks-nested", func(t *testing.T) {
+		a := text(Summary(canon(`{"to.iban":"GB33"}`)))
+		b := text(Summary(canon(`{"to":{"iban":"GB33"}}`)))
+		if a == b {
+			t.Errorf("a dotted key and a nested key read alike: %q", a)
+		}
+		if c := text(Summary(canon(`{"l[0]":"x"}`))); c == text(Summary(canon(`{"l":["x"]}`))) {
+			t.Errorf("a bracketed key and a list read alike: %q", c)
+		}
+	})
+	t.Run("ok-plain-values-unquoted", func(t *testing.T) {
+		got := text(Summary(canon(`{"payee":"DE02 1203 0000","amount":"250.00","n":3,"é":"café"}`)))
+		if want := "amount=250.00\nn=3\npayee=DE02 1203 0000\né=café"; got != want {
+			t.Errorf("summary = %q, want %q", got, want)
+		}
+	})
+}
+
+// TestDecideWildcardExceptionNotForCreator: an exception for every user
+// (empty user) would otherwise exempt the admin who created it — the
+// self-exemption that creating one for one's own account is refused to
+// prevent.
+func TestDecideWildcardExceptionNotForCreator(t *testing.T) {
+	f := newFixture(t)
+	req := Request{Action: "secrets.export", Resource: "vault-prod"}
+	x := &airlock.Exception{ID: "exc-all", Action: "secrets.export", Effect: policy.EffectSkipStepUp,
+		Owner: "sec-team", Reason: "OPS-2", CreatedBy: f.sub.User.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := f.store.CreateException(f.ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.decide(t, req); res.Decision.Outcome != policy.StepUp || len(res.Decision.Exceptions) != 0 {
+		t.Fatalf("fail-own-wildcard: the creator of an every-user exception was exempted: %+v", res.Decision)
+	}
+	x2 := *x
+	x2.ID, x2.CreatedBy = "exc-all-2", "usr-other-admin"
+	if err := f.store.CreateException(f.ctx, &x2); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.decide(t, req); res.Decision.Outcome != policy.Allow || len(res.Decision.Exceptions) != 1 || res.Decision.Exceptions[0] != "exc-all-2" {
+		t.Fatalf("ok-others-wildcard: an every-user exception by another admin: %+v", res.Decision)
 	}
 }

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -463,5 +464,62 @@ func TestStepUpPage(t *testing.T) {
 	}
 	if p := page("/stepup/txn_nope", c2); p.status != 404 {
 		t.Errorf("unknown transaction: %d", p.status)
+	}
+}
+
+// TestStepUpPageShowsEverything: the page shows every parameter the proof
+// is bound to — padding parameters cannot push the payee out of sight — and
+// the requesting application's self-chosen name cannot hide or reorder
+// text with invisible characters.
+func TestStepUpPageShowsEverything(t *testing.T) {
+	e := newEnv(t, nil)
+	admin, _ := e.bootstrapAdmin()
+	_, a, _ := e.person(admin, "gus", 0, nil, passkeytest.Flags{})
+	_, lr := e.login(a)
+	c := (&http.Response{Header: lr.header}).Cookies()[0]
+	params := map[string]any{"payee": "GB33 MALLORY", "amount": "9999.00"}
+	for i := range 60 {
+		params[fmt.Sprintf("a%02d", i)] = "x"
+	}
+	r := e.browser("POST", "/v1/decide", map[string]any{"action": "payments.transfer", "resource": "payments",
+		"params": params, "context": map[string]any{"client": "bank\u202eknab"}}, c)
+	if r.body["decision"] != "step_up" {
+		t.Fatalf("decide: %s", r.raw)
+	}
+	txn := r.body["step_up"].(map[string]any)["transaction"].(string)
+	p := e.req("GET", "/stepup/"+txn, nil, "", map[string]string{"Cookie": c.Name + "=" + c.Value})
+	page := string(p.raw)
+	for _, want := range []string{"<td>payee</td><td>GB33 MALLORY</td>", "<td>amount</td><td>9999.00</td>", "<td>a59</td>", `bank\u202eknab`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("step-up page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "\u202e") {
+		t.Error("step-up page shows U+202E (right-to-left override) as is")
+	}
+}
+
+// TestExceptionForEveryone: an exception with no user covers every account,
+// the creator's and tier-0 ones included. Only a tier-0 session may create
+// one, and it never applies to the admin who created it.
+func TestExceptionForEveryone(t *testing.T) {
+	e := newEnv(t, airlockTier1)
+	admin, _ := e.bootstrapAdmin()
+	t1admin, _, _ := e.person(admin, "t1admin", 1, []string{airlock.RoleAdmin}, passkeytest.Flags{})
+	tok, _, _ := e.person(admin, "hal", 0, nil, passkeytest.Flags{})
+	everyone := map[string]any{"action": "secrets.export", "effect": "skip_step_up", "owner": "sec", "reason": "OPS-7", "ttl_s": 3600}
+	if r := e.req("POST", "/v1/admin/exceptions", copyMap(everyone), t1admin, nil); r.status != 403 {
+		t.Errorf("fail-tier1-everyone: a tier-1 session created an exception covering tier-0 accounts: %d %s", r.status, r.raw)
+	}
+	if r := e.req("POST", "/v1/admin/exceptions", copyMap(everyone), admin, nil); r.status != 201 {
+		t.Fatalf("tier-0 admin, every user: %d %s", r.status, r.raw)
+	}
+	e.clock.Add(301 * time.Second)
+	secrets := map[string]any{"action": "secrets.export", "resource": "vault-prod"}
+	if r := e.decideAs(tok, copyMap(secrets)); r.body["decision"] != "allow" {
+		t.Errorf("ok-others: hal with the every-user exception: %s", r.raw)
+	}
+	if r := e.decideAs(admin, copyMap(secrets)); r.body["decision"] != "step_up" {
+		t.Errorf("fail-self: the creator exempted by their own every-user exception: %s", r.raw)
 	}
 }

@@ -50,7 +50,9 @@ func (s *Server) handleListExceptions(w http.ResponseWriter, r *http.Request) {
 // handleCreateException is POST /v1/admin/exceptions (a sensitive action:
 // decided, and stepped up, like any other admin change). An exception
 // scoped to the creator's own account is refused (no self-exemption), as
-// is one for an account more privileged than the creator's session.
+// is one for an account more privileged than the creator's session. One for
+// every user (no user) needs a tier-0 session, and decisions never apply it
+// to its creator.
 func (s *Server) handleCreateException(w http.ResponseWriter, r *http.Request) {
 	a := sessionFrom(r.Context())
 	var req exceptionRequest
@@ -90,6 +92,11 @@ func (s *Server) handleCreateException(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		x.UserID = u.ID
+	} else if a.Session.Tier != 0 {
+		// No user: every account, tier-0 ones included (never the
+		// creator's: decide skips it for them).
+		s.writeError(w, r, airlock.Errorf(airlock.EFORBIDDEN, "an exception for every user covers tier-0 accounts: only a tier-0 session may create one"))
+		return
 	}
 	if err := s.Decide.ValidateException(r.Context(), x, now); err != nil {
 		s.writeError(w, r, err)

@@ -71,8 +71,11 @@ func (s *Server) handleStepUpFinish(w http.ResponseWriter, r *http.Request) {
 
 // stepUpData is what the step-up page shows.
 type stepUpData struct {
-	Tx        *airlock.StepUp
-	Params    []decide.Field
+	Tx     *airlock.StepUp
+	Params []decide.Field
+	// Client is the requesting application's name as it said it, made
+	// safe to show (decide.DisplayText), or "".
+	Client    string
 	ReturnTo  string
 	Expired   bool
 	Completed bool
@@ -106,6 +109,9 @@ func (s *Server) pageStepUp(w http.ResponseWriter, r *http.Request) {
 	now := s.Now()
 	d := stepUpData{Tx: t, Params: decide.Summary(t.Params), ReturnTo: s.safeReturn(r.URL.Query().Get("return_to")),
 		Expired: !now.Before(t.ExpiresAt), Completed: t.IsCompleted(), ExpiresIn: int64(t.ExpiresAt.Sub(now) / time.Second)}
+	if t.Client != "" {
+		d.Client = decide.DisplayText(t.Client)
+	}
 	p := page{Title: title, Auth: a, Data: d}
 	switch {
 	case d.Completed:
