@@ -128,6 +128,9 @@ func TestVerifyTampering(t *testing.T) {
 			leaf := reEvent(t, leafOf(t, db, 17), func(e *airlock.AuditEvent) { e.Outcome = airlock.OutcomeFailure })
 			exec(t, db, `UPDATE audit_log SET leaf = ? WHERE seq = 17`, leaf)
 		}, 17, "stored tree hashes differ", "sign"},
+		{"fail-hashes-truncated", func(t *testing.T, db *sql.DB, _ *audit.Checkpointer) {
+			exec(t, db, `UPDATE audit_log SET hashes = x'0102' WHERE seq = 9`)
+		}, 9, "stored tree hashes differ", "sign"},
 		{"fail-only-an-index-column", func(t *testing.T, db *sql.DB, _ *audit.Checkpointer) {
 			exec(t, db, `UPDATE audit_log SET user_id = 'u-hidden' WHERE seq = 8`)
 		}, 8, "index columns [user_id]", "sign"},
