@@ -140,8 +140,9 @@ type Guard struct {
 	Action   string
 	Resource string
 	// Params returns the request's parameters (JSON-encodable, normally an
-	// object); nil means JSONBody. Step-up proofs are bound to them, so
-	// they must cover everything that makes the request what it is.
+	// object); nil means RequestParams (method, path, query and JSON body).
+	// Step-up proofs are bound to them, so they must cover everything that
+	// makes the request what it is.
 	Params func(r *http.Request) (any, error)
 	// Session returns the end user's session token; nil means the bearer
 	// token of the Authorization header (an in-process Decider may find
@@ -198,7 +199,7 @@ func (g Guard) Wrap(next http.Handler) http.Handler {
 func (g Guard) request(r *http.Request) (Request, error) {
 	params := g.Params
 	if params == nil {
-		params = JSONBody
+		params = RequestParams
 	}
 	p, err := params(r)
 	if err != nil {
@@ -221,6 +222,22 @@ func (g Guard) request(r *http.Request) (Request, error) {
 		req.Context.IP = host
 	}
 	return req, nil
+}
+
+// RequestParams returns the parameters of r as a whole: {"request":
+// "<method> <path>[?<query>]", "body": <JSONBody>}. It is the Guard's
+// default, so that a step-up proof confirmed for one URL (say
+// /accounts/1/transfer) cannot be spent on another with the same body.
+func RequestParams(r *http.Request) (any, error) {
+	body, err := JSONBody(r)
+	if err != nil {
+		return nil, err
+	}
+	target := r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	return map[string]any{"request": r.Method + " " + target, "body": body}, nil
 }
 
 // MaxBodyBytes bounds the body JSONBody reads.

@@ -63,8 +63,11 @@ func TestGuardAllow(t *testing.T) {
 		f.got.Context.Client != "deployer" || f.got.Context.UserAgent != "curl/8" || f.got.Context.IP != "192.0.2.1" {
 		t.Errorf("decision request %+v", f.got)
 	}
-	var p map[string]any
-	if err := json.Unmarshal(f.got.Params, &p); err != nil || p["service"] != "api" {
+	var p struct {
+		Request string         `json:"request"`
+		Body    map[string]any `json:"body"`
+	}
+	if err := json.Unmarshal(f.got.Params, &p); err != nil || p.Request != "POST /things/1" || p.Body["service"] != "api" {
 		t.Errorf("params %s", f.got.Params)
 	}
 }
@@ -185,5 +188,37 @@ func TestClient(t *testing.T) {
 	srv.Close()
 	if _, err := c.Decide(context.Background(), Request{}); airlock.ErrorCode(err) != airlock.EUNAVAILABLE {
 		t.Errorf("unreachable: %v", err)
+	}
+}
+
+// TestGuardDefaultParamsBindTheURL: with the default parameters a step-up
+// proof is bound to the method, path and query as well as the body, so that
+// a proof confirmed for /accounts/1 cannot be spent on /accounts/2 with the
+// same body.
+func TestGuardDefaultParamsBindTheURL(t *testing.T) {
+	params := func(method, target, body string) string {
+		f := &fake{ans: &Decision{Decision: Allow}}
+		h := Guard{Decider: f, Action: "payments.transfer", Resource: "payments"}.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, target, strings.NewReader(body)))
+		return string(f.got.Params)
+	}
+	body := `{"amount":"100.00"}`
+	base := params("POST", "/accounts/1/transfer", body)
+	for name, other := range map[string]string{
+		"fail-other-path":   params("POST", "/accounts/2/transfer", body),
+		"fail-other-query":  params("POST", "/accounts/1/transfer?to=mallory", body),
+		"fail-other-method": params("PUT", "/accounts/1/transfer", body),
+	} {
+		if other == base {
+			t.Errorf("%s: same parameters %s as the original request", name, base)
+		}
+	}
+	var p struct {
+		Request string         `json:"request"`
+		Body    map[string]any `json:"body"`
+	}
+	if err := json.Unmarshal([]byte(params("POST", "/accounts/1/transfer?to=alice", body)), &p); err != nil ||
+		p.Request != "POST /accounts/1/transfer?to=alice" || p.Body["amount"] != "100.00" {
+		t.Errorf("default parameters %+v (%v)", p, err)
 	}
 }
