@@ -88,7 +88,9 @@
 //     stored is ENOTFOUND. ReadAuditHashes must see every committed append.
 //   - AuditTreeSize is the largest stored Seq (0 when empty).
 //   - ReadAuditEntries returns records as stored, unchecked (verify must see
-//     tampering, not an error), Seq > afterSeq ascending; ListAudit,
+//     tampering, not an error: stored hashes that are not whole 32-byte
+//     hashes come back as nil Hashes, a leaf as whatever bytes are stored),
+//     Seq > afterSeq ascending; ListAudit,
 //     ReadAuditEntries and ListAuditCheckpoints: limit 0 means 1000, a
 //     negative limit is EINVALID, and a store may cap large limits.
 //   - Checkpoints: the store keeps Text verbatim without parsing it, one per
