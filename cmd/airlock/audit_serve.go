@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -23,8 +24,18 @@ type auditParts struct {
 // key and builds the checkpoint signer and the SIEM streamer over m.Audit.
 func (m *Main) auditServices(cfg Config) error {
 	path := cfg.auditKeyFile()
-	key, created, err := audit.LoadOrCreateKey(path, cfg.auditOrigin())
-	if err != nil {
+	var (
+		key     *audit.Key
+		created bool
+		err     error
+	)
+	if cfg.Audit.KeyFile != "" {
+		// A configured key must exist: a replica whose secret is not
+		// mounted must not quietly sign with a key of its own.
+		if key, err = audit.LoadKey(path); err != nil {
+			return fmt.Errorf("config: audit.key_file: %w", err)
+		}
+	} else if key, created, err = audit.LoadOrCreateKey(path, cfg.auditOrigin()); err != nil {
 		return err
 	}
 	if created {

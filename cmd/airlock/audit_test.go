@@ -265,6 +265,19 @@ func TestAuditConfig(t *testing.T) {
 		a.CheckpointInterval != 2*time.Second || len(a.Sinks) != 2 || a.Sinks[1].Path != filepath.Join(dir, "archive/audit.jsonl") {
 		t.Errorf("audit config %+v", a)
 	}
+	// A configured key file must exist: serve refuses to start without it.
+	m := &Main{Config: DefaultConfig(), Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m.Config.Listen, m.Config.Data = "127.0.0.1:0", filepath.Join(dir, "data")
+	m.Config.Audit.KeyFile = filepath.Join(dir, "no-such.key")
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "audit.key_file") {
+		if err == nil {
+			m.Close()
+		}
+		t.Errorf("serve with a missing audit.key_file: %v", err)
+	}
+	if _, err := os.Stat(m.Config.Audit.KeyFile); err == nil {
+		t.Errorf("serve created the configured key file")
+	}
 	if d := DefaultConfig(); d.Audit.CheckpointEvery != 1000 || d.Audit.CheckpointInterval != 10*time.Second || d.auditKeyFile() != filepath.Join(d.Data, "audit-signing.key") {
 		t.Errorf("defaults %+v", d.Audit)
 	}
