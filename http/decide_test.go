@@ -13,6 +13,7 @@ import (
 	airhttp "airlock/http"
 	"airlock/passkey/passkeytest"
 	"airlock/pep"
+	"airlock/session"
 )
 
 // airlockTier1 makes the resource "airlock" tier 1, as an operator who lets
@@ -159,6 +160,15 @@ func TestDecideAPI(t *testing.T) {
 		ok := req(transfer, proof)
 		if ok.body["decision"] != "allow" || !strings.Contains(reasonsText(ok), "stepup-confirmed") {
 			t.Fatalf("decide with proof: %s", ok.raw)
+		}
+		// context.ip is only the caller's word: confirming the step-up
+		// does not make that network the user's.
+		sess, err := e.store.FindSessionByTokenHash(context.Background(), session.HashToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.FindNetwork(context.Background(), sess.UserID, "192.0.2.0/24"); airlock.ErrorCode(err) != airlock.ENOTFOUND {
+			t.Errorf("the PEP-reported network was recorded as the user's: %v", err)
 		}
 		again := req(transfer, proof)
 		if again.body["decision"] != "deny" || !strings.Contains(reasonsText(again), "already used") {

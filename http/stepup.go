@@ -58,12 +58,11 @@ func (s *Server) handleStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := res.Transaction
-	// The passkey was used from here, for a request from there: both
-	// networks are the user's now.
-	for _, ip := range []string{m.IP, t.IP} {
-		if err := s.seen(r.Context(), t.UserID, ip); err != nil {
-			s.Logger.Warn("recording the step-up network failed", "user", t.UserID, "err", err)
-		}
+	// The passkey was used from here, so this network is the user's now.
+	// The transaction's IP is only what the enforcement point reported
+	// (context.ip of decide), so it never teaches Airlock a network.
+	if err := s.seen(r.Context(), t.UserID, m.IP); err != nil {
+		s.Logger.Warn("recording the step-up network failed", "user", t.UserID, "err", err)
 	}
 	writeJSON(w, http.StatusOK, stepUpJSON{Proof: res.Proof, Transaction: t.ID, Action: t.Action, Resource: t.Resource,
 		ProofExpiresAt: t.ProofExpiresAt})

@@ -303,6 +303,12 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 	e.Details["nonce"] = b64(st.Nonce)
 	e.Details["challenge"] = st.Challenge
 	e.Details["sign_count"] = cred.SignCount
+	// What the person confirmed, as shown on the step-up page: the
+	// transaction row is swept later, the log keeps it.
+	e.Details["params"] = string(t.Params)
+	if t.Client != "" {
+		e.Details["client"] = t.Client
+	}
 	if err := s.audit.Record(ctx, e); err != nil {
 		return nil, err
 	}

@@ -132,6 +132,9 @@ func TestStepUpOK(t *testing.T) {
 	if len(evs) != 1 || evs[0].TransactionID != f.tx.ID || evs[0].DecisionID != f.tx.DecisionID || evs[0].SessionID != f.session.ID {
 		t.Fatalf("stepup.success events: %+v", evs)
 	}
+	if evs[0].Details["params"] != string(f.tx.Params) || len(f.tx.Params) == 0 {
+		t.Errorf("stepup.success records params %v, want what was confirmed %s", evs[0].Details["params"], f.tx.Params)
+	}
 	nonce, _ := b64dec(evs[0].Details["nonce"].(string))
 	if want := b64(StepUpChallenge(nonce, f.tx.Digest)); o.PublicKey.Challenge != want || evs[0].Details["challenge"] != want {
 		t.Errorf("challenge %s (audited %v), want SHA-256(nonce ‖ digest) = %s", o.PublicKey.Challenge, evs[0].Details["challenge"], want)
