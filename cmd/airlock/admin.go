@@ -52,6 +52,8 @@ Commands:
   policy-reload
   decide --action A --resource R [--params JSON] [--client NAME] [--stepup PROOF]   (as your own session)
   bootstrap --reissue [--data DIR | --store URL] [serve's flags]   (on the server host: new bootstrap link while no tier-0 admin exists)
+  posture --device ID [--managed] [--disk-encrypted] [--edr] [--screen-lock] [--os-version V] [--patch-level YYYY-MM-DD] [--data DIR | --store URL]
+                                                                   (on the server host: record a trusted device's posture, audited)
 
 Output is JSON on stdout.
 
@@ -159,6 +161,9 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 	}
 	if rest[0] == "bootstrap" {
 		return cmdBootstrap(rest[1:], stdout, stderr)
+	}
+	if rest[0] == "posture" {
+		return cmdHostPosture(rest[1:], stdout, stderr)
 	}
 	if *token == "" {
 		return fmt.Errorf("admin: no token: pass --token or set AIRLOCK_TOKEN (get one from the web UI's home page)")
