@@ -210,8 +210,80 @@ type Checkpointer struct {
 	Log    *Log
 	Now    func() time.Time
 	Logger *slog.Logger
+	// StateFile, if set, keeps the latest checkpoint this signer signed
+	// (its note text) outside the store, so that after a restart it still
+	// refuses a tree that does not extend it, even if the store's
+	// checkpoints were deleted. A file that exists but does not verify
+	// stops all signing; failing to write it is logged, not fatal (the
+	// signer still remembers in memory).
+	StateFile string
 
-	mu sync.Mutex // one signing at a time in this process
+	mu     sync.Mutex // one signing at a time in this process
+	last   *Tree      // the latest checkpoint signed or checked by this signer
+	loaded bool       // StateFile has been read
+}
+
+// remember makes t the signer's latest known checkpoint if it is larger.
+func (c *Checkpointer) remember(t Tree) {
+	if c.last == nil || t.Size > c.last.Size {
+		c.last = &t
+	}
+}
+
+// loadState reads StateFile once.
+func (c *Checkpointer) loadState() error {
+	if c.loaded || c.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.loaded = true
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("audit: checkpoint state: %w", err)
+	}
+	t, err := OpenCheckpoint(b, c.verifiers())
+	if err != nil {
+		return fmt.Errorf("%w: the signer's own last checkpoint %s: %v", ErrInconsistent, c.StateFile, err)
+	}
+	c.remember(t)
+	c.loaded = true
+	return nil
+}
+
+// saveState writes the signed note text to StateFile (atomically, synced).
+func (c *Checkpointer) saveState(text []byte) error {
+	if c.StateFile == "" {
+		return nil
+	}
+	dir := filepath.Dir(c.StateFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".audit-checkpoint-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(text); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), c.StateFile); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 func (c *Checkpointer) verifiers() note.Verifiers {
@@ -236,12 +308,18 @@ var ErrInconsistent = errors.New("audit: tree not consistent with the latest che
 // Checkpoint signs and stores a checkpoint of the current tree, unless the
 // latest stored checkpoint already covers it (then it returns that one), or
 // the log is empty (nil, nil). Before signing it checks that the latest
-// stored checkpoint verifies and that the current tree extends it
-// (tlog.ProveTree + tlog.CheckTree over the stored hashes); otherwise it
-// signs nothing and returns an error wrapping ErrInconsistent.
+// stored checkpoint verifies and that the current tree extends both it and
+// the latest checkpoint this signer itself signed (kept in memory and in
+// StateFile, out of the store's reach: deleting checkpoints from the store
+// must not let a rewritten history be signed), by tlog.ProveTree +
+// tlog.CheckTree over the stored hashes; otherwise it signs nothing and
+// returns an error wrapping ErrInconsistent.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (*airlock.AuditCheckpoint, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.loadState(); err != nil {
+		return nil, err
+	}
 	size, err := c.Store.AuditTreeSize(ctx)
 	if err != nil || size == 0 {
 		return nil, err
@@ -262,6 +340,19 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*airlock.AuditCheckpoint
 	if err != nil {
 		return nil, fmt.Errorf("audit: tree hash: %w", err)
 	}
+	extends := func(old Tree, what string) error {
+		if old.Size > size {
+			return fmt.Errorf("%w: the tree has %d events, %s %d: truncated", ErrInconsistent, size, what, old.Size)
+		}
+		proof, err := tlog.ProveTree(size, old.Size, r)
+		if err != nil {
+			return fmt.Errorf("audit: consistency proof: %w", err)
+		}
+		if err := tlog.CheckTree(proof, size, root, old.Size, old.Hash); err != nil {
+			return fmt.Errorf("%w: %s %d → %d: %v", ErrInconsistent, what, old.Size, size, err)
+		}
+		return nil
+	}
 	if prev != nil {
 		old, err := OpenCheckpoint(prev.Text, c.verifiers())
 		if err != nil {
@@ -270,12 +361,14 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*airlock.AuditCheckpoint
 		if old.Size != prev.Size {
 			return nil, fmt.Errorf("%w: checkpoint stored as size %d says %d", ErrInconsistent, prev.Size, old.Size)
 		}
-		proof, err := tlog.ProveTree(size, old.Size, r)
-		if err != nil {
-			return nil, fmt.Errorf("audit: consistency proof: %w", err)
+		if err := extends(old, "the stored checkpoint"); err != nil {
+			return nil, err
 		}
-		if err := tlog.CheckTree(proof, size, root, old.Size, old.Hash); err != nil {
-			return nil, fmt.Errorf("%w: size %d → %d: %v", ErrInconsistent, old.Size, size, err)
+		c.remember(old)
+	}
+	if c.last != nil {
+		if err := extends(*c.last, "the signer's last checkpoint"); err != nil {
+			return nil, err
 		}
 	}
 	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(Tree{Origin: c.origin(), Size: size, Hash: root}))}, c.Key.Signer)
@@ -287,6 +380,12 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*airlock.AuditCheckpoint
 		now = c.Now
 	}
 	cp := &airlock.AuditCheckpoint{Size: size, Text: signed, CreatedAt: now().UTC().Truncate(time.Microsecond)}
+	// Remembered before it is stored: a checkpoint the store then fails
+	// to keep may still have been signed.
+	c.remember(Tree{Origin: c.origin(), Size: size, Hash: root})
+	if err := c.saveState(signed); err != nil && c.Logger != nil {
+		c.Logger.Error("audit checkpoint: cannot keep the signer's last checkpoint outside the store", "file", c.StateFile, "err", err)
+	}
 	if err := c.Store.AddAuditCheckpoint(ctx, cp); err != nil {
 		return nil, err
 	}

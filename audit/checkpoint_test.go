@@ -2,7 +2,9 @@ package audit_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,5 +279,97 @@ func TestCheckpointerRun(t *testing.T) {
 	waitFor("a checkpoint at the interval", func() bool {
 		c, err := s.LatestAuditCheckpoint(ctx2)
 		return err == nil && c.Size == size
+	})
+}
+
+// TestCheckpointerRemembersWhatItSigned checks that the signer does not take
+// the store's word for its previous checkpoint: an attacker with database
+// access who deletes the latest checkpoints and rewrites the history they
+// covered must not get the genuine key to sign the fork (verify, which only
+// sees the stored checkpoints, would then pass it).
+func TestCheckpointerRemembersWhatItSigned(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, db *sql.DB)
+	}{
+		{"fail-checkpoints-deleted-history-rewritten", func(t *testing.T, db *sql.DB) {
+			exec(t, db, `DELETE FROM audit_checkpoints`)
+			leaf := reEvent(t, leafOf(t, db, 2), func(e *airlock.AuditEvent) { e.UserID = "u-x" })
+			exec(t, db, `UPDATE audit_log SET leaf = ? WHERE seq = 2`, leaf)
+			rehash(t, db)
+		}},
+		{"fail-latest-checkpoint-deleted-tail-rewritten", func(t *testing.T, db *sql.DB) {
+			exec(t, db, `DELETE FROM audit_checkpoints WHERE size = 10`)
+			leaf := reEvent(t, leafOf(t, db, 9), func(e *airlock.AuditEvent) { e.Outcome = airlock.OutcomeFailure })
+			exec(t, db, `UPDATE audit_log SET leaf = ? WHERE seq = 9`, leaf)
+			rehash(t, db)
+		}},
+		{"fail-checkpoints-deleted-tail-truncated", func(t *testing.T, db *sql.DB) {
+			exec(t, db, `DELETE FROM audit_checkpoints WHERE size = 10`)
+			exec(t, db, `DELETE FROM audit_log WHERE seq > 7`)
+		}},
+	} {
+		for _, restart := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/restart=%v", tc.name, restart), func(t *testing.T) {
+				s, path := openStore(t)
+				state := filepath.Join(t.TempDir(), "audit-checkpoint")
+				key := newKey(t, "airlock/test")
+				cp := &audit.Checkpointer{Store: s, Key: key, Origin: "airlock/test", StateFile: state}
+				appendEvents(t, s, 1, 5)
+				if _, err := cp.Checkpoint(ctx); err != nil {
+					t.Fatal(err)
+				}
+				appendEvents(t, s, 6, 5)
+				if _, err := cp.Checkpoint(ctx); err != nil {
+					t.Fatal(err)
+				}
+				tc.tamper(t, admin(t, path))
+				appendEvents(t, s, 11, 1)
+				if restart {
+					// A new process: only the state file remembers.
+					cp = &audit.Checkpointer{Store: s, Key: key, Origin: "airlock/test", StateFile: state}
+				}
+				if got, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrInconsistent) {
+					t.Fatalf("Checkpoint after tampering: %v, %v; want ErrInconsistent", got, err)
+				}
+				if latest, err := s.LatestAuditCheckpoint(ctx); err == nil && latest.Size > 10 {
+					t.Errorf("a checkpoint of size %d was stored", latest.Size)
+				}
+			})
+		}
+	}
+	t.Run("fail-state-file-not-signed-by-the-key", func(t *testing.T) {
+		s, _ := openStore(t)
+		state := filepath.Join(t.TempDir(), "audit-checkpoint")
+		forged, _ := note.Sign(&note.Note{Text: "airlock/test\n1\n" + tlog.Hash{}.String() + "\n"}, newKey(t, "airlock/test").Signer)
+		if err := os.WriteFile(state, forged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		appendEvents(t, s, 1, 3)
+		cp := &audit.Checkpointer{Store: s, Key: newKey(t, "airlock/test"), Origin: "airlock/test", StateFile: state}
+		if got, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrInconsistent) {
+			t.Fatalf("Checkpoint with a foreign state file: %v, %v; want ErrInconsistent", got, err)
+		}
+	})
+	t.Run("state-file-kept-and-followed", func(t *testing.T) {
+		s, _ := openStore(t)
+		state := filepath.Join(t.TempDir(), "audit-checkpoint")
+		key := newKey(t, "airlock/test")
+		appendEvents(t, s, 1, 3)
+		if _, err := (&audit.Checkpointer{Store: s, Key: key, Origin: "airlock/test", StateFile: state}).Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr, err := audit.OpenCheckpoint(b, note.VerifierList(key.Verifier)); err != nil || tr.Size != 3 {
+			t.Fatalf("state file: %+v, %v", tr, err)
+		}
+		appendEvents(t, s, 4, 2)
+		if cp, err := (&audit.Checkpointer{Store: s, Key: key, Origin: "airlock/test", StateFile: state}).Checkpoint(ctx); err != nil || cp.Size != 5 {
+			t.Fatalf("Checkpoint after a restart on an honest log: %v, %v", cp, err)
+		}
 	})
 }

@@ -188,10 +188,12 @@ func TestVerifyTampering(t *testing.T) {
 			// for: undetectable from the store alone, which is why
 			// checkpoints are also streamed and kept elsewhere. One kept
 			// checkpoint is enough: here 30 survives, 40 is gone, 36–40
-			// deleted — the log still verifies up to 30.
+			// deleted — the log still verifies up to 30. The signer that
+			// signed 40 remembers it and refuses to sign the shorter
+			// tree (TestCheckpointerRemembersWhatItSigned).
 			exec(t, db, `DELETE FROM audit_log WHERE seq > 35`)
 			exec(t, db, `DELETE FROM audit_checkpoints WHERE size = 40`)
-		}, 0, "", "sign"},
+		}, 0, "", "refuse"},
 		{"fail-resigned-with-another-key", func(t *testing.T, db *sql.DB, cp *audit.Checkpointer) {
 			var text []byte
 			if err := db.QueryRow(`SELECT text FROM audit_checkpoints WHERE size = 20`).Scan(&text); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"airlock/audit"
@@ -52,6 +53,9 @@ func (m *Main) auditServices(cfg Config) error {
 		Store: m.Store, Key: key, Origin: cfg.auditOrigin(), Verifiers: vs,
 		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval,
 		Log: m.Audit, Now: m.Now, Logger: m.Logger,
+		// The signer's own memory of what it signed, out of the store's
+		// reach (operations.md "The audit log").
+		StateFile: filepath.Join(cfg.Data, "audit-checkpoint"),
 	}
 	var sinks []audit.Sink
 	batch := 0
