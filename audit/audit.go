@@ -80,8 +80,14 @@ func (l *Log) Store() airlock.AuditStore { return l.store }
 // without failing the other events of its batch; a failed commit is
 // EUNAVAILABLE for every event of its batch. If ctx ends while the event
 // still waits in the queue, it is withdrawn and ctx's error returned; once
-// its batch is being committed, Record waits for the outcome.
+// its batch is being committed, Record waits for the outcome. A nil Log or
+// one without a store records nothing and returns EUNAVAILABLE.
 func (l *Log) Record(ctx context.Context, e airlock.AuditEvent) error {
+	if l == nil || l.store == nil {
+		// Fail closed, and in the caller: the writer goroutine would
+		// panic and take the process down.
+		return airlock.Errorf(airlock.EUNAVAILABLE, "audit log has no store")
+	}
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}

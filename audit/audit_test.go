@@ -283,3 +283,15 @@ func TestLogClose(t *testing.T) {
 		t.Errorf("%d events stored", len(list))
 	}
 }
+
+// TestRecordNilStore checks that a Log without a store fails closed: Record
+// returns EUNAVAILABLE instead of panicking in the writer goroutine.
+func TestRecordNilStore(t *testing.T) {
+	var nilLog *audit.Log
+	for name, l := range map[string]*audit.Log{"nil-store": audit.New(nil, nil, nil), "nil-log": nilLog} {
+		err := l.Record(context.Background(), airlock.AuditEvent{Type: "auth.login"})
+		if airlock.ErrorCode(err) != airlock.EUNAVAILABLE {
+			t.Errorf("%s: Record = %v, want EUNAVAILABLE", name, err)
+		}
+	}
+}
