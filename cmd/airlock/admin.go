@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -392,7 +393,7 @@ func cmdBootstrap(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	m := &Main{Config: cfg}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	if m.Store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}

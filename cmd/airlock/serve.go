@@ -69,6 +69,9 @@ func (m *Main) Addr() net.Addr { return m.listener.Addr() }
 
 // services builds the domain services over an open store.
 func (m *Main) services(cfg Config, origins []string) error {
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	m.Audit = audit.New(m.Store, m.Now, m.Logger)
 	if err := m.auditServices(cfg); err != nil {
 		return err

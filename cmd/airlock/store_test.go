@@ -172,7 +172,7 @@ func TestServeOnPostgres(t *testing.T) {
 	if !strings.Contains(s.logs.String(), `store="postgres://postgres@`) {
 		t.Errorf("the start log does not name the store: %s", s.logs.String())
 	}
-	out, errOut, code := runCLI(t, "admin", "bootstrap", "--reissue", "--store", url, "--origin", s.origin)
+	out, errOut, code := runCLI(t, "admin", "bootstrap", "--reissue", "--store", url, "--data", s.m.Config.Data, "--origin", s.origin)
 	if code != 0 || !strings.HasPrefix(out, "bootstrap enrolment: "+s.origin+"/enrol?token=") {
 		t.Fatalf("reissue on postgres: %d %q %q", code, out, errOut)
 	}
@@ -180,7 +180,7 @@ func TestServeOnPostgres(t *testing.T) {
 	if token == "" {
 		t.Fatal("no bearer token")
 	}
-	_, errOut, code = runCLI(t, "admin", "bootstrap", "--reissue", "--store", url, "--origin", s.origin)
+	_, errOut, code = runCLI(t, "admin", "bootstrap", "--reissue", "--store", url, "--data", s.m.Config.Data, "--origin", s.origin)
 	if code == 0 || !strings.Contains(errOut, "bootstrap is closed") {
 		t.Fatalf("reissue with an admin: %d %q", code, errOut)
 	}
