@@ -39,6 +39,10 @@ func (s *Store) CompleteStepUp(ctx context.Context, id string, proofHash, creden
 	if len(proofHash) == 0 {
 		return airlock.Errorf(airlock.EINVALID, "sqlite: a step-up proof hash is required")
 	}
+	if at.IsZero() {
+		// Stored as 0, a zero time would read back as "not completed".
+		return airlock.Errorf(airlock.EINVALID, "sqlite: zero step-up completion time")
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var completed int64
 		err := tx.QueryRowContext(ctx, `SELECT completed_at FROM stepups WHERE id = ?`, id).Scan(&completed)
@@ -62,6 +66,10 @@ func (s *Store) CompleteStepUp(ctx context.Context, id string, proofHash, creden
 func (s *Store) ConsumeStepUpProof(ctx context.Context, proofHash []byte, at time.Time) (*airlock.StepUp, error) {
 	if len(proofHash) == 0 {
 		return nil, notFound("step-up proof")
+	}
+	if at.IsZero() {
+		// Stored as 0, a zero use time would leave the proof reusable.
+		return nil, airlock.Errorf(airlock.EINVALID, "sqlite: zero step-up proof use time")
 	}
 	var t *airlock.StepUp
 	err := s.write(ctx, func(tx *sql.Tx) error {

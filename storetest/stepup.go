@@ -127,6 +127,24 @@ func testStepUps(t *testing.T, open func(t *testing.T) airlock.Store) {
 		wantCode(t, "ConsumeStepUpProof (empty proof)", err, airlock.ENOTFOUND)
 	})
 
+	t.Run("fail-zero-times", func(t *testing.T) {
+		// A zero time would read back as "never": a completion or a use
+		// recorded at the zero time would leave the proof reusable.
+		s := open(t)
+		must(t, "CreateStepUp", s.CreateStepUp(ctx, fullStepUp("t-1", at(5*time.Minute))))
+		wantCode(t, "CompleteStepUp at the zero time", s.CompleteStepUp(ctx, "t-1", proof(1), nil, time.Time{}, at(2*time.Minute)), airlock.EINVALID)
+		if got, err := s.FindStepUpByID(ctx, "t-1"); err != nil || got.IsCompleted() {
+			t.Fatalf("after a refused completion: %+v, %v", got, err)
+		}
+		must(t, "CompleteStepUp", s.CompleteStepUp(ctx, "t-1", proof(1), nil, t0, at(2*time.Minute)))
+		_, err := s.ConsumeStepUpProof(ctx, proof(1), time.Time{})
+		wantCode(t, "ConsumeStepUpProof at the zero time", err, airlock.EINVALID)
+		_, err = s.ConsumeStepUpProof(ctx, proof(1), at(time.Second))
+		must(t, "ConsumeStepUpProof", err)
+		_, err = s.ConsumeStepUpProof(ctx, proof(1), at(2*time.Second))
+		wantCode(t, "second ConsumeStepUpProof", err, airlock.ECONFLICT)
+	})
+
 	t.Run("fail-replayed-proof", func(t *testing.T) {
 		s := open(t)
 		must(t, "CreateStepUp", s.CreateStepUp(ctx, fullStepUp("t-1", at(5*time.Minute))))
