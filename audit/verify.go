@@ -61,10 +61,19 @@ type Report struct {
 	// MoreProblems counts the rest.
 	Problems     []Problem `json:"problems,omitempty"`
 	MoreProblems int       `json:"more_problems,omitempty"`
+	// Held has the verdict on each of VerifyOptions.Held, in their order.
+	Held []HeldResult `json:"held_checkpoints,omitempty"`
 }
 
 // OK reports whether verification found no fault.
-func (r *Report) OK() bool { return r.FirstBad == 0 && len(r.Problems) == 0 }
+func (r *Report) OK() bool {
+	for _, h := range r.Held {
+		if !h.OK {
+			return false
+		}
+	}
+	return r.FirstBad == 0 && len(r.Problems) == 0
+}
 
 // MaxProblems bounds Report.Problems.
 const MaxProblems = 100
@@ -77,6 +86,11 @@ type VerifyOptions struct {
 	Origin string
 	// PageSize is how many records are read at a time (default 10000).
 	PageSize int
+	// Held are checkpoints kept outside the store: each must verify with
+	// Verifiers (and name Origin, if set), the log must have at least its
+	// size, and the tree recomputed from the stored leaves at its size
+	// must have its root. Verdicts go to Report.Held.
+	Held []HeldCheckpoint
 }
 
 // Verify checks the whole audit log offline, trusting nothing the store
@@ -88,8 +102,9 @@ type VerifyOptions struct {
 // tree recomputed from the leaves and the tree of the stored hashes at its
 // size, and that no checkpoint is beyond the end of the log (truncation).
 // Since every checkpoint must match the one recomputed tree, checkpoints
-// are consistent with each other. Faults go into the report; the error is
-// for failures to read the store.
+// are consistent with each other. It checks the opts.Held checkpoints
+// against the same recomputed tree. Faults go into the report; the error
+// is for failures to read the store.
 func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (*Report, error) {
 	if opts.Verifiers == nil {
 		return nil, errors.New("audit: verify needs the checkpoint verifier key")
@@ -104,8 +119,12 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 		return nil, err
 	}
 	rep.TreeSize = size
-	v := &verifier{ctx: ctx, store: store, opts: opts, rep: rep, front: frontier{}}
+	v := &verifier{ctx: ctx, store: store, opts: opts, rep: rep, front: frontier{}, heldCap: -1}
 	v.cps = &checkpointIter{ctx: ctx, store: store}
+	v.openHeld()
+	if err := v.heldAt(0, true); err != nil {
+		return nil, err
+	}
 
 	intact := true // records so far formed the sequence 1, 2, 3…
 	// One goroutine reads the next page (and checks its records on every
@@ -166,6 +185,9 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 				if err := v.checkpointsAt(v.n, true); err != nil {
 					return nil, err
 				}
+				if err := v.heldAt(v.n, true); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -182,6 +204,12 @@ func Verify(ctx context.Context, store airlock.AuditStore, opts VerifyOptions) (
 	if err := v.checkpointsAt(-1, false); err != nil {
 		return nil, err
 	}
+	if err := v.heldAt(-1, false); err != nil {
+		return nil, err
+	}
+	if v.heldCap >= 0 && rep.Covered > v.heldCap {
+		rep.Covered = v.heldCap
+	}
 	return rep, nil
 }
 
@@ -195,6 +223,12 @@ type verifier struct {
 	cps   *checkpointIter
 	// recordBad is the first seq with a fault of its own (0 if none).
 	recordBad int64
+	// held are the held checkpoints still to compare, in size order;
+	// heldOK the largest size that matched; heldCap what Covered is
+	// lowered to after a held checkpoint showed a rewrite (-1: none).
+	held    []heldCheck
+	heldOK  int64
+	heldCap int64
 }
 
 // recordBad records a problem found in an event itself.

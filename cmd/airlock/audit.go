@@ -26,11 +26,15 @@ Usage (flags before arguments; every command also takes serve's --config,
   airlock audit checkpoint                the latest signed checkpoint (C2SP tlog-checkpoint note)
   airlock audit pubkey                    the checkpoint verifier key (note verifier key text)
   airlock audit proof SEQ                 inclusion proof of event SEQ in the latest checkpoint (JSON)
-  airlock audit verify [--pubkey KEY|FILE] [--log-origin ORIGIN]
+  airlock audit verify [--pubkey KEY|FILE] [--log-origin ORIGIN] [--checkpoint FILE]...
                                           recompute every leaf hash and the whole tree, compare the
                                           stored hashes and index columns, check every checkpoint's
                                           signature and consistency; report as JSON; exit 1 naming
-                                          the first bad sequence number on any fault
+                                          the first bad sequence number on any fault.
+                                          --checkpoint (repeatable): a signed checkpoint kept outside
+                                          the store (a saved 'airlock audit checkpoint'); it must
+                                          verify with the key, the log must have its size and the
+                                          tree recomputed from the leaves its root
 
 export and proof reveal events, so they are recorded as audit.read (and fail
 if that cannot be recorded); checkpoint, pubkey and verify write nothing, so
@@ -54,6 +58,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		since  *int64
 		pubkey *string
 		origin *string
+		held   multiFlag
 		nargs  = 0
 	)
 	switch cmd {
@@ -65,6 +70,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	case "verify":
 		pubkey = fs.String("pubkey", "", "verifier key text or a file holding it (default: derived from the signing key file)")
 		origin = fs.String("log-origin", "", "the origin every checkpoint must name (default: any)")
+		fs.Var(&held, "checkpoint", "a signed checkpoint `FILE` kept outside the store to check the log against (repeatable)")
 	default:
 		return fmt.Errorf("audit: unknown command %q (run 'airlock audit help')", cmd)
 	}
@@ -143,7 +149,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := audit.Verify(ctx, store, audit.VerifyOptions{Verifiers: verifiers, Origin: *origin})
+	heldCPs, err := readHeldCheckpoints(held)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.Verify(ctx, store, audit.VerifyOptions{Verifiers: verifiers, Origin: *origin, Held: heldCPs})
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
@@ -158,8 +168,22 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if rep.MoreProblems > 0 {
 		fmt.Fprintf(stderr, "audit verify: … and %d more problems\n", rep.MoreProblems)
 	}
+	var heldBad []string
+	for _, h := range rep.Held {
+		fmt.Fprintf(stderr, "audit verify: %s\n", h)
+		if !h.OK {
+			heldBad = append(heldBad, h.Name+" ("+h.Fault+")")
+		}
+	}
 	if !rep.OK() {
-		return fmt.Errorf("audit verify: FAILED: first bad seq %d", rep.FirstBad)
+		msg := "audit verify: FAILED"
+		if rep.FirstBad != 0 {
+			msg += fmt.Sprintf(": first bad seq %d", rep.FirstBad)
+		}
+		if len(heldBad) > 0 {
+			msg += ": held checkpoint " + strings.Join(heldBad, ", ") + " does not match the log"
+		}
+		return errors.New(msg)
 	}
 	fmt.Fprintf(stderr, "audit verify: OK: %d events, %d checkpoints verified, signed up to seq %d\n",
 		rep.Events, rep.ValidCheckpoints, rep.Covered)
@@ -167,6 +191,21 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "audit verify: events %d–%d are not covered by a checkpoint yet\n", rep.Covered+1, rep.Events)
 	}
 	return nil
+}
+
+// readHeldCheckpoints reads the --checkpoint files; a file that cannot be
+// read is an error (nothing is verified), one that is not a checkpoint
+// signed by a trusted key is a fault Verify reports.
+func readHeldCheckpoints(files []string) ([]audit.HeldCheckpoint, error) {
+	out := make([]audit.HeldCheckpoint, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("audit verify: --checkpoint: %w", err)
+		}
+		out = append(out, audit.HeldCheckpoint{Name: f, Text: b})
+	}
+	return out, nil
 }
 
 // verifyKeys returns the verifiers verify trusts: --pubkey (key text, or a
