@@ -94,14 +94,27 @@ func open(ctx context.Context, url string, fsys fs.FS) (*Store, error) {
 		return nil, airlock.Errorf(airlock.EINVALID, "postgres: invalid store URL")
 	}
 	params := cfg.ConnConfig.RuntimeParams
-	switch params["synchronous_commit"] {
+	// PostgreSQL parameter names are case-insensitive: fold every spelling
+	// into one, or a second one (sent in map order) could win.
+	sync := ""
+	for k, v := range params {
+		if strings.EqualFold(k, "synchronous_commit") {
+			if sync != "" && v != sync {
+				return nil, airlock.Errorf(airlock.EINVALID, "postgres: synchronous_commit given twice with different values")
+			}
+			sync = v
+			delete(params, k)
+		}
+	}
+	switch sync {
 	case "":
-		params["synchronous_commit"] = "on"
+		sync = "on"
 	case "on", "remote_apply":
 	default:
 		return nil, airlock.Errorf(airlock.EINVALID, "postgres: synchronous_commit=%s would acknowledge writes before they are durable; use on or remote_apply",
-			params["synchronous_commit"])
+			sync)
 	}
+	params["synchronous_commit"] = sync
 	if params["application_name"] == "" {
 		params["application_name"] = "airlock"
 	}

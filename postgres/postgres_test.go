@@ -461,6 +461,42 @@ func TestOpenInvalid(t *testing.T) {
 	})
 }
 
+// TestOpenSyncCommitAnySpelling checks that synchronous_commit is vetted
+// whatever its spelling: PostgreSQL parameter names are case-insensitive,
+// and another spelling sent beside the store's synchronous_commit=on won on
+// some of the pool's connections (the startup parameters come from a map).
+func TestOpenSyncCommitAnySpelling(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	for _, key := range []string{"Synchronous_Commit", "SYNCHRONOUS_COMMIT"} {
+		for _, v := range []string{"off", "local", "remote_write"} {
+			s, err := Open(ctx, pgtest.WithParam(url, key, v))
+			if err == nil {
+				s.Close()
+			}
+			if airlock.ErrorCode(err) != airlock.EINVALID {
+				t.Errorf("Open with %s=%s: %v, want EINVALID", key, v, err)
+			}
+		}
+	}
+	s := mustOpenURL(t, pgtest.WithParam(url, "Synchronous_Commit", "remote_apply"))
+	for range 8 {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "remote_apply" {
+			t.Errorf("Synchronous_Commit=remote_apply: a connection has synchronous_commit = %s", v)
+		}
+		conn.Conn().Close(ctx) // the next Acquire opens a new connection
+		conn.Release()
+	}
+}
+
 // TestDurableCommits checks that the store's connections commit
 // synchronously, whatever the server default.
 func TestDurableCommits(t *testing.T) {
