@@ -115,6 +115,17 @@ func open(ctx context.Context, url string, fsys fs.FS) (*Store, error) {
 			sync)
 	}
 	params["synchronous_commit"] = sync
+	// A replica that stops mid-transaction without closing its connection
+	// (host gone, VM paused) would hold its locks — the audit lock stops
+	// every replica's appends — until TCP keepalives notice, by default two
+	// hours: end transactions left idle instead.
+	idle := false
+	for k := range params {
+		idle = idle || strings.EqualFold(k, "idle_in_transaction_session_timeout")
+	}
+	if !idle {
+		params["idle_in_transaction_session_timeout"] = "15s"
+	}
 	if params["application_name"] == "" {
 		params["application_name"] = "airlock"
 	}
@@ -276,7 +287,8 @@ func dbError(op string, err error) error {
 			strings.HasPrefix(pe.Code, "08"),       // connection exception
 			strings.HasPrefix(pe.Code, "53"),       // insufficient resources
 			strings.HasPrefix(pe.Code, "57P"),      // shutdown, cannot connect now
-			pe.Code == "25006", pe.Code == "25P04": // read-only transaction (a standby), idle session timeout
+			pe.Code == "25006",                     // read-only transaction (a standby)
+			pe.Code == "25P03", pe.Code == "25P04": // idle-in-transaction timeout, transaction timeout
 			return airlock.Wrap(airlock.EUNAVAILABLE, "postgres: "+op+": database unavailable", err)
 		}
 		return airlock.Wrap(airlock.EINTERNAL, "postgres: "+op, err)

@@ -656,3 +656,59 @@ func TestAuditMalformedHashesReadAsNil(t *testing.T) {
 		t.Errorf("hashes: %v / %v / %v, want only seq 2 nil", es[0].Hashes, es[1].Hashes, es[2].Hashes)
 	}
 }
+
+// TestFrozenAuditLockHolder: a replica that stops mid-append while holding
+// the audit lock (its host gone without closing the connection, a paused
+// VM) must not stop every other replica's appends until TCP keepalives
+// notice, hours later. The store's connections end a transaction left idle
+// (idle_in_transaction_session_timeout, 15s unless the URL says otherwise):
+// the lock is released, the others append, and the frozen append, when it
+// wakes, is reported failed and wrote nothing.
+func TestFrozenAuditLockHolder(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	var v string
+	if err := mustOpenURL(t, url).pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != "15s" {
+		t.Errorf("default idle_in_transaction_session_timeout = %s, want 15s", v)
+	}
+	// The same with a short timeout, so the test does not wait 15s.
+	url = pgtest.WithParam(url, "idle_in_transaction_session_timeout", "300ms")
+	frozen, other := mustOpenURL(t, url), mustOpenURL(t, url)
+	tx, err := frozen.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lockAuditAppends(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	e := &airlock.AuditEvent{Time: time.Now(), Type: "auth.login", Outcome: airlock.OutcomeSuccess}
+	// Without the timeout this waits for the lock for as long as ctx
+	// lets it.
+	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := other.AppendAudit(actx, e); err != nil {
+		t.Fatalf("append while another store's transaction holding the lock sits idle: %v", err)
+	}
+	if e.Seq != 1 {
+		t.Errorf("Seq = %d, want 1", e.Seq)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit_cursors (name, seq, updated_at) VALUES ('x', 0, now())`)
+	if err == nil {
+		err = tx.Commit(ctx)
+		if err == nil {
+			t.Fatal("the frozen transaction committed after its lock was taken over")
+		}
+	} else {
+		tx.Rollback(ctx)
+	}
+	if code := airlock.ErrorCode(dbError("append", err)); code != airlock.EUNAVAILABLE {
+		t.Errorf("the frozen transaction's error %v maps to %s, want EUNAVAILABLE", err, code)
+	}
+	var n int
+	if err := other.pool.QueryRow(ctx, `SELECT count(*) FROM audit_cursors`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the frozen transaction's write is there: %d rows, %v", n, err)
+	}
+}
