@@ -279,7 +279,30 @@ func DisplayText(s string) string {
 	if plainText(s) {
 		return s
 	}
-	return strconv.QuoteToGraphic(s)
+	return quoteVisible(s)
+}
+
+// quoteVisible quotes s like strconv.QuoteToGraphic but also escapes every
+// space character other than the ASCII space (U+00A0, U+2007, U+3000 …),
+// which QuoteToGraphic keeps as is although a person cannot tell them from
+// a space.
+func quoteVisible(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == ' ' || (unicode.IsGraphic(r) && !unicode.IsSpace(r)):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToASCII(r) // e.g. '\u00a0', '\n'
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // displayKey is DisplayText for a key, which is also quoted when it
@@ -288,7 +311,7 @@ func displayKey(k string) string {
 	if plainText(k) && !strings.ContainsAny(k, ".[]") {
 		return k
 	}
-	return strconv.QuoteToGraphic(k)
+	return quoteVisible(k)
 }
 
 func clip(s string) string {

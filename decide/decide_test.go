@@ -629,13 +629,14 @@ func TestSummaryShowsEverything(t *testing.T) {
 	t.Run("fail-invisible-characters", func(t *testing.T) {
 		// U+202E reverses what follows; U+200B is invisible; a newline
 		// or leading/trailing spaces change nothing a person sees.
-		got := text(Summary(canon(`{"payee":"alice\u202Eecila","memo":"a\u200Bb","note":" x ","nl":"a\nb"}`)))
-		for _, bad := range []string{"\u202e", "\u200b", "\n b"} {
+		// U+00A0 and U+3000 look like a space but are not one.
+		got := text(Summary(canon(`{"payee":"alice\u202Eecila","memo":"a\u200Bb","note":" x ","nl":"a\nb","nb":"1\u00A0000","\u3000k":"v"}`)))
+		for _, bad := range []string{"\u202e", "\u200b", "\n b", "\u00a0", "\u3000"} {
 			if strings.Contains(got, bad) {
 				t.Errorf("summary shows %q as is:\n%s", bad, got)
 			}
 		}
-		for _, want := range []string{`payee="alice\u202eecila"`, `memo="a\u200bb"`, `note=" x "`, `nl="a\nb"`} {
+		for _, want := range []string{`payee="alice\u202eecila"`, `memo="a\u200bb"`, `note=" x "`, `nl="a\nb"`, `nb="1\u00a0000"`, `"\u3000k"=v`} {
 			if !strings.Contains(got, want) {
 				t.Errorf("summary lacks %s:\n%s", want, got)
 			}
