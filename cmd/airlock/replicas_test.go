@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,23 +83,22 @@ func startReplica(t *testing.T, i int, store, lb string, extra ...string) *repli
 	return r
 }
 
-// kill ends the replica with SIGKILL: no graceful shutdown, requests in
-// flight are cut off.
-func (r *replica) kill(t *testing.T) {
-	r.dead.Store(true)
-	if err := r.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // cluster is the test's load balancer: it spreads requests round-robin
-// over the replicas that are up, all behind one origin.
+// over the replicas that are up, all behind one origin. Its client's
+// transport is the kill switch: once armed, it kills the victim replica
+// while requests to it are open.
 type cluster struct {
 	t        *testing.T
 	origin   string
 	replicas []*replica
 	next     atomic.Uint64
 	client   *http.Client
+	base     http.RoundTripper // under the kill switch
+	kill     killSwitch
+	// cut counts requests that got no answer because their replica died,
+	// by path.
+	cutMu sync.Mutex
+	cut   map[string]int
 }
 
 // pick returns the next live replica.
@@ -111,8 +111,102 @@ func (c *cluster) pick() *replica {
 	}
 }
 
-// cut counts requests that got no answer because their replica died.
-var cut atomic.Int64
+// killSwitch kills the victim replica with a request to it open, from the
+// transport, with no timing assumption. Once armed, the first request to
+// the victim that finds another request to the victim open (sent, its
+// answer not begun) — or, should that not happen, the eighth since arming —
+// is the trigger: before it is written the victim is stopped (SIGSTOP, so
+// that it can answer nothing more: the other open requests stop wherever
+// their handlers are, mid-transaction or mid-commit), the trigger is
+// written to the stopped process's socket, and then the victim is killed
+// (SIGKILL). The trigger is thus always cut off, and so is every other open
+// request whose answer was not yet on its way.
+type killSwitch struct {
+	mu         sync.Mutex
+	victim     *replica
+	armed      bool
+	fired      bool
+	open       int // requests to the victim sent and not yet answering
+	passes     int // armed requests to the victim that found none open
+	openAtKill int // other requests to the victim open at the stop
+	once       sync.Once
+	err        error
+}
+
+// arm makes the next request to the victim with another one open the
+// trigger.
+func (k *killSwitch) arm() {
+	k.mu.Lock()
+	k.armed = true
+	k.mu.Unlock()
+}
+
+// fire kills the stopped victim (once).
+func (k *killSwitch) fire() {
+	k.once.Do(func() { k.err = k.victim.cmd.Process.Kill() })
+}
+
+// RoundTrip is http.RoundTripper: requests to the victim are watched.
+func (c *cluster) RoundTrip(req *http.Request) (*http.Response, error) {
+	k := &c.kill
+	if k.victim == nil || req.URL.Host != strings.TrimPrefix(k.victim.base, "http://") {
+		return c.base.RoundTrip(req)
+	}
+	var trigger, counted bool
+	uncount := func() {
+		k.mu.Lock()
+		if counted {
+			counted = false
+			k.open--
+		}
+		k.mu.Unlock()
+	}
+	trace := &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if !k.armed || k.fired {
+				return
+			}
+			if k.open == 0 && k.passes < 8 {
+				k.passes++
+				return
+			}
+			k.fired, trigger, k.openAtKill = true, true, k.open
+			k.victim.dead.Store(true) // the balancer sends it nothing more
+			if err := k.victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				k.err = err
+			}
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			if trigger {
+				k.fire()
+				return
+			}
+			k.mu.Lock()
+			counted = true
+			k.open++
+			k.mu.Unlock()
+		},
+		GotFirstResponseByte: uncount,
+	}
+	res, err := c.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	uncount()
+	if trigger {
+		k.fire() // had the write failed
+	}
+	return res, err
+}
+
+// cutOff counts a request to path that got no answer.
+func (c *cluster) cutOff(path string) {
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	if c.cut == nil {
+		c.cut = map[string]int{}
+	}
+	c.cut[path]++
+}
 
 // errReplicaDown marks a request that got no answer because its replica
 // went away.
@@ -131,12 +225,13 @@ func (c *cluster) post(r *replica, path, token string, body any) (map[string]any
 	}
 	res, err := c.client.Do(req)
 	if err != nil {
-		cut.Add(1)
+		c.cutOff(path)
 		return nil, fmt.Errorf("%w: replica %d: %v", errReplicaDown, r.i, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
+		c.cutOff(path)
 		return nil, fmt.Errorf("%w: replica %d: %v", errReplicaDown, r.i, err)
 	}
 	var out map[string]any
@@ -183,7 +278,12 @@ type loginOutcome struct {
 	// answer) and is not acknowledged; killed says it was the killed one.
 	lost   bool
 	killed bool
-	err    error
+	// finishCut: the lost attempt's finish was cut off on the killed
+	// replica (which may have completed it, in part or whole, unanswered).
+	finishCut bool
+	// decisionCut: the decision request was cut off on the killed replica.
+	decisionCut bool
+	err         error
 }
 
 // login runs one discoverable login: begin on one replica, finish on the
@@ -207,7 +307,7 @@ func (c *cluster) login(a *passkeytest.Authenticator) loginOutcome {
 	if errors.Is(err, errReplicaDown) {
 		killed := r.dead.Load()
 		if out, err = c.post(c.pick(), "/v1/login/finish", "", finish); err != nil {
-			return loginOutcome{lost: true, killed: killed, err: err}
+			return loginOutcome{lost: true, killed: killed, finishCut: true, err: err}
 		}
 	} else if err != nil {
 		return loginOutcome{err: err}
@@ -226,17 +326,20 @@ func (c *cluster) login(a *passkeytest.Authenticator) loginOutcome {
 // ceremony begun on one replica and finished on another) and ask for a
 // decision with each new session; step-up proofs minted through one replica
 // are presented to all of them at once; one replica is killed with SIGKILL
-// mid-load. All replicas sign checkpoints with one shared key file. Then:
+// mid-load, from the balancer's transport, with requests to it open (see
+// killSwitch), so that at least one is cut off. All replicas sign checkpoints with one shared key file. Then:
 // every acknowledged login and decision has its audit event; the audit log
 // is one gap-free history that `airlock audit verify --store` accepts, every
-// checkpoint included; each step-up proof was accepted
+// checkpoint included; a request cut off was completed unanswered or not at
+// all, never twice (checkCutOff); each step-up proof was accepted
 // exactly once; no ceremony was lost except those whose request was in
 // flight on the killed replica (ceremonies begun on it finish on the
 // survivors); and the survivors carry on.
 func TestReplicasKillOne(t *testing.T) {
 	url := pgtest.Schema(t)
 	lb := "http://localhost:" + itoa(freePort(t))
-	c := &cluster{t: t, origin: lb, client: &http.Client{Timeout: 20 * time.Second}}
+	c := &cluster{t: t, origin: lb, base: http.DefaultTransport.(*http.Transport).Clone()}
+	c.client = &http.Client{Timeout: 20 * time.Second, Transport: c}
 	// One configuration for every replica: the shared audit signing key
 	// file and log origin, checkpoints signed often (by whichever replica
 	// gets there), and — every login comes from 127.0.0.1 — the
@@ -325,12 +428,23 @@ func TestReplicasKillOne(t *testing.T) {
 	}
 
 	// Load: every worker signs in and asks for a decision, again and
-	// again; after a third of the logins, replica 2 is killed.
+	// again; after a third of the logins the kill switch is armed, and
+	// replica 2 is killed with requests to it open.
+	ctx := context.Background()
+	pg, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	loadFrom, err := pg.AuditTreeSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kill.victim = victim
 	var (
 		mu       sync.Mutex
 		outcomes []loginOutcome
 		done     atomic.Int64
-		killOnce sync.Once
 	)
 	for w := range workers {
 		wg.Go(func() {
@@ -346,6 +460,7 @@ func TestReplicasKillOne(t *testing.T) {
 						o.decision = d["decision_id"].(string)
 					case errors.Is(err, errReplicaDown) && r.dead.Load():
 						// in flight on the killed replica: not acknowledged
+						o.decisionCut = true
 					default:
 						o.err = fmt.Errorf("config.read with a fresh session: %v %v", d, err)
 					}
@@ -353,15 +468,25 @@ func TestReplicasKillOne(t *testing.T) {
 				mu.Lock()
 				outcomes = append(outcomes, o)
 				mu.Unlock()
-				if done.Add(1) >= workers*logins/3 {
-					killOnce.Do(func() { victim.kill(t) })
+				if done.Add(1) == workers*logins/3 {
+					c.kill.arm()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if !victim.dead.Load() {
+	c.kill.mu.Lock()
+	fired, openAtKill := c.kill.fired, c.kill.openAtKill
+	c.kill.mu.Unlock()
+	if !fired {
 		t.Fatal("the victim replica was never killed")
+	}
+	if c.kill.err != nil {
+		t.Fatalf("killing the victim: %v", c.kill.err)
+	}
+	loadTo, err := pg.AuditTreeSize(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	var acked []string
@@ -386,28 +511,35 @@ func TestReplicasKillOne(t *testing.T) {
 			}
 		case o.lost && o.killed:
 			lost++ // in flight on the killed replica: allowed to be lost
+			t.Logf("login lost with the killed replica: %v", o.err)
 		default:
 			t.Errorf("a login failed that the kill does not explain: %v", o.err)
 		}
 	}
-	// Each worker has at most one request in flight at the kill.
-	if lost > workers {
-		t.Errorf("%d logins lost, more than the %d that can be in flight on the killed replica", lost, workers)
+	// Each worker has at most one request in flight at the kill, and a
+	// login is lost only through a request of its own cut off.
+	cutTotal, cutFinish := 0, c.cut["/v1/login/finish"]
+	for _, n := range c.cut {
+		cutTotal += n
+	}
+	if cutTotal == 0 {
+		t.Fatal("no request was cut off by the kill")
+	}
+	if cutTotal > workers {
+		t.Errorf("%d requests cut off, more than the %d workers can have in flight", cutTotal, workers)
+	}
+	if lost > cutTotal {
+		t.Errorf("%d logins lost, more than the %d requests cut off by the kill", lost, cutTotal)
 	}
 	if len(acked) < workers*logins+len(pending)-workers {
 		t.Errorf("only %d of %d logins succeeded", len(acked), workers*logins)
 	}
-	t.Logf("%d logins and %d decisions acknowledged, %d logins lost in flight on the killed replica, %d requests cut off by the kill",
-		len(acked), len(decisions), lost, cut.Load())
+	t.Logf("%d logins and %d decisions acknowledged, %d logins lost in flight on the killed replica, "+
+		"%d requests cut off by the kill %v (%d others open on the victim when it was stopped)",
+		len(acked), len(decisions), lost, cutTotal, c.cut, openAtKill)
 
 	// Every acknowledged login's events are in the one audit log, which has
 	// no gap, and the survivors still serve.
-	ctx := context.Background()
-	pg, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
 	created := map[string]bool{}
 	var after int64
 	for {
@@ -448,6 +580,7 @@ func TestReplicasKillOne(t *testing.T) {
 		}
 	}
 	checkAuditGapFree(t, pg)
+	checkCutOff(t, pg, loadFrom, loadTo, outcomes, cutFinish)
 	// Checkpoints were signed during the load, by the shared key, and
 	// `airlock audit verify` recomputes the whole tree and checks every one.
 	time.Sleep(500 * time.Millisecond) // a checkpoint interval and more: the survivors sign the tail
@@ -466,6 +599,99 @@ func TestReplicasKillOne(t *testing.T) {
 			t.Errorf("survivor %d: %v", r.i, err)
 		}
 	}
+}
+
+// checkCutOff checks the audit events of the load, seq (from, to], against
+// what the load was told. A request cut off by the kill may have been
+// completed unanswered, or not at all, never doubled: each session has at
+// most one session.created and one decision; a session.created (or a
+// successful auth.login without one) nobody was told of is one of the
+// login finishes cut off; a decision nobody was told of is one whose
+// request was cut off; every session.created follows the auth.login of its
+// request; and no session that was never handed out was used.
+func checkCutOff(t *testing.T, s airlock.AuditStore, from, to int64, outcomes []loginOutcome, cutFinish int) {
+	t.Helper()
+	told := map[string]bool{}    // sessions handed out
+	decCut := map[string]bool{}  // sessions whose decision was cut off
+	toldDec := map[string]bool{} // decisions answered
+	for _, o := range outcomes {
+		if o.session != "" {
+			told[o.session] = true
+		}
+		if o.decisionCut {
+			decCut[o.session] = true
+		}
+		if o.decision != "" {
+			toldDec[o.decision] = true
+		}
+	}
+	loginAt := map[string]int64{} // request id → seq of its auth.login
+	created := map[string]int{}
+	decided := map[string]int{}
+	var untoldCreated, untoldLogins, cutDecisions int
+	var evs []*airlock.AuditEvent
+	for after := from; after < to; {
+		page, err := s.ListAudit(context.Background(), airlock.AuditFilter{AfterSeq: after, BeforeSeq: to + 1, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		evs = append(evs, page...)
+		after = page[len(page)-1].Seq
+	}
+	if int64(len(evs)) != to-from {
+		t.Fatalf("%d audit events read between seq %d and %d", len(evs), from, to)
+	}
+	sessionReq := map[string]bool{}
+	for _, e := range evs {
+		switch {
+		case e.Type == "auth.login" && e.Outcome == airlock.OutcomeSuccess:
+			loginAt[e.RequestID] = e.Seq
+		case e.Type == "session.created":
+			created[e.SessionID]++
+			sessionReq[e.RequestID] = true
+			if at, ok := loginAt[e.RequestID]; !ok || at > e.Seq {
+				t.Errorf("session.created %d (session %s) without the auth.login of its request", e.Seq, e.SessionID)
+			}
+			if !told[e.SessionID] {
+				untoldCreated++
+			}
+		case strings.HasPrefix(e.Type, "decision."):
+			decided[e.SessionID]++
+			if !toldDec[e.DecisionID] {
+				if !decCut[e.SessionID] {
+					t.Errorf("decision %s (seq %d) was neither answered nor cut off", e.DecisionID, e.Seq)
+				}
+				cutDecisions++
+			}
+		}
+	}
+	for req := range loginAt {
+		if !sessionReq[req] {
+			untoldLogins++ // a finish cut off between its auth.login and its session
+		}
+	}
+	for id, n := range created {
+		if n > 1 {
+			t.Errorf("session %s created %d times", id, n)
+		}
+		if !told[id] && decided[id] > 0 {
+			t.Errorf("session %s, never handed out, made %d decisions", id, decided[id])
+		}
+	}
+	for id, n := range decided {
+		if n > 1 {
+			t.Errorf("session %s has %d decisions, one asked for", id, n)
+		}
+	}
+	if untoldCreated+untoldLogins > cutFinish {
+		t.Errorf("%d sessions created and %d logins audited that nobody was told of, more than the %d login finishes cut off",
+			untoldCreated, untoldLogins, cutFinish)
+	}
+	t.Logf("cut off and completed unanswered: %d sessions, %d logins without a session, %d decisions",
+		untoldCreated, untoldLogins, cutDecisions)
 }
 
 // checkAuditGapFree reads every audit record and checks Seq runs 1, 2, 3…
