@@ -756,6 +756,37 @@ func AuditHashLocation(index int64) (seq int64, pos int) {
 	return (n + 1) << uint(level), level
 }
 
+// AuditHashSeqs returns the Seq of the record holding each stored hash with
+// the given tlog indexes (see AuditHashLocation), for a store to read those
+// records' hashes; a negative index is EINVALID.
+func AuditHashSeqs(indexes []int64) ([]int64, error) {
+	seqs := make([]int64, 0, len(indexes))
+	for _, x := range indexes {
+		if x < 0 {
+			return nil, Errorf(EINVALID, "negative audit hash index %d", x)
+		}
+		seq, _ := AuditHashLocation(x)
+		seqs = append(seqs, seq)
+	}
+	return seqs, nil
+}
+
+// PickAuditHashes returns the stored hashes with the given tlog indexes from
+// stored (a record's Seq → its Hashes), in order; an index whose hash is not
+// there is ENOTFOUND.
+func PickAuditHashes(indexes []int64, stored map[int64][]tlog.Hash) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		seq, pos := AuditHashLocation(x)
+		hs, ok := stored[seq]
+		if !ok || pos >= len(hs) {
+			return nil, Errorf(ENOTFOUND, "audit hash %d not stored", x)
+		}
+		out[i] = hs[pos]
+	}
+	return out, nil
+}
+
 // EncodeAuditHashes returns hashes concatenated, 32 bytes each: the form a
 // store may keep AuditEntry.Hashes in.
 func EncodeAuditHashes(hashes []tlog.Hash) []byte {

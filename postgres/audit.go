@@ -115,13 +115,9 @@ func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, e
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	seqs := make([]int64, 0, len(indexes))
-	for _, x := range indexes {
-		if x < 0 {
-			return nil, airlock.Errorf(airlock.EINVALID, "postgres: negative audit hash index %d", x)
-		}
-		seq, _ := airlock.AuditHashLocation(x)
-		seqs = append(seqs, seq)
+	seqs, err := airlock.AuditHashSeqs(indexes)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := q.Query(ctx, `SELECT seq, hashes FROM audit_log WHERE seq = ANY ($1)`, seqs)
 	if err != nil {
@@ -148,16 +144,7 @@ func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, e
 	if err := rows.Err(); err != nil {
 		return nil, dbError("read audit hashes", err)
 	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		seq, pos := airlock.AuditHashLocation(x)
-		hs, ok := stored[seq]
-		if !ok || pos >= len(hs) {
-			return nil, airlock.Errorf(airlock.ENOTFOUND, "postgres: audit hash %d not stored", x)
-		}
-		out[i] = hs[pos]
-	}
-	return out, nil
+	return airlock.PickAuditHashes(indexes, stored)
 }
 
 // AuditTreeSize returns the largest Seq, 0 when the log is empty.

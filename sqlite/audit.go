@@ -181,13 +181,13 @@ func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, e
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	seqs := make([]any, 0, len(indexes))
-	for _, x := range indexes {
-		if x < 0 {
-			return nil, airlock.Errorf(airlock.EINVALID, "sqlite: negative audit hash index %d", x)
-		}
-		seq, _ := airlock.AuditHashLocation(x)
-		seqs = append(seqs, seq)
+	locs, err := airlock.AuditHashSeqs(indexes)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make([]any, len(locs))
+	for i, seq := range locs {
+		seqs[i] = seq
 	}
 	stored := make(map[int64][]tlog.Hash, len(seqs))
 	// SQLite allows 32766 parameters; tlog asks for O(log n) at a time, but
@@ -222,16 +222,7 @@ func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, e
 			return nil, dbError("read audit hashes", err)
 		}
 	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		seq, pos := airlock.AuditHashLocation(x)
-		hs, ok := stored[seq]
-		if !ok || pos >= len(hs) {
-			return nil, airlock.Errorf(airlock.ENOTFOUND, "sqlite: audit hash %d not stored", x)
-		}
-		out[i] = hs[pos]
-	}
-	return out, nil
+	return airlock.PickAuditHashes(indexes, stored)
 }
 
 // AuditTreeSize returns the largest Seq, 0 when the log is empty.
