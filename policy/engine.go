@@ -68,7 +68,13 @@ func (e *Engine) Swap(set *Set) bool {
 }
 
 // Set returns the policy set in use, or nil when there is none.
-func (e *Engine) Set() *Set { return e.set.Load() }
+// A nil Engine has no set.
+func (e *Engine) Set() *Set {
+	if e == nil {
+		return nil
+	}
+	return e.set.Load()
+}
 
 // Decide judges in. It never panics: an invalid Input, a missing policy
 // set, any policy evaluation error or an internal failure is a deny whose
@@ -85,7 +91,7 @@ func (e *Engine) Decide(in Input) (d Decision) {
 				Reasons: []Reason{{Policy: ReasonInternal, Text: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	set := e.set.Load()
+	set := e.Set()
 	if set == nil {
 		return deny(d, Reason{Policy: ReasonNoPolicy, Text: "no valid policy set is loaded"})
 	}

@@ -169,6 +169,18 @@ func TestNilSetDenies(t *testing.T) {
 	}
 }
 
+// TestNilEngineDenies: a caller wired without an engine gets a plain deny
+// (no policy), never a panic or an allow.
+func TestNilEngineDenies(t *testing.T) {
+	var e *Engine
+	if d := e.Decide(baseInput()); d.Outcome != Deny || reasonIDs(d) != ReasonNoPolicy {
+		t.Fatalf("nil engine: %s %v", d.Outcome, d.Reasons)
+	}
+	if e.Set() != nil {
+		t.Fatal("nil engine has a set")
+	}
+}
+
 func TestInvalidInputDenies(t *testing.T) {
 	e := NewEngine(Default(), DefaultConfig())
 	for name, mut := range map[string]func(*Input){
