@@ -173,7 +173,7 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 		}
 	}
 
-	if refusal != nil && (!okAction || !okResource) {
+	if !okAction || !okResource {
 		// Nothing to evaluate: the request names something the catalog
 		// does not know.
 		res.Decision = policy.Decision{ID: airlock.NewID(policy.PrefixDecision), Outcome: policy.Deny,
