@@ -310,12 +310,7 @@ func webauthnCredential(c *airlock.Credential, assertedBE bool) webauthn.Credent
 // recordLoginFailure audits "auth.login_failed". A failure to record is not
 // returned: the login already failed.
 func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st *loginState, err error, meta Meta) {
-	outcome := airlock.OutcomeDenied
-	switch airlock.ErrorCode(err) {
-	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
-		outcome = airlock.OutcomeFailure
-	}
-	e := auditEvent("auth.login_failed", outcome, meta)
+	e := auditEvent("auth.login_failed", failureOutcome(err), meta)
 	e.Reason = string(ReasonOf(err))
 	e.Details["message"] = airlock.ErrorMessage(err)
 	if ceremonyID != "" {
@@ -356,12 +351,27 @@ func (s *Service) recordLoginFailure(ctx context.Context, ceremonyID string, st 
 // failures are not the user's doing and are not counted; a failure to
 // record is not returned, since the ceremony already failed.
 func (s *Service) countFailure(ctx context.Context, userID string, err error) {
-	if userID == "" {
-		return
-	}
-	switch airlock.ErrorCode(err) {
-	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
+	if userID == "" || ownFailure(err) {
 		return
 	}
 	_ = s.store.RecordRiskEvent(ctx, userID, airlock.RiskCeremonyFailure, s.now().UTC())
+}
+
+// ownFailure reports whether err is Airlock's own failure (a store outage,
+// an internal error) rather than a refusal of what the caller presented.
+func ownFailure(err error) bool {
+	switch airlock.ErrorCode(err) {
+	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
+		return true
+	}
+	return false
+}
+
+// failureOutcome is the audit outcome of a failed ceremony: "failure" when
+// Airlock failed, "denied" when it refused.
+func failureOutcome(err error) string {
+	if ownFailure(err) {
+		return airlock.OutcomeFailure
+	}
+	return airlock.OutcomeDenied
 }

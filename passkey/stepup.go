@@ -334,12 +334,7 @@ func stepUpEvent(typ, outcome string, t *airlock.StepUp, meta Meta) airlock.Audi
 // transaction's user. A failure to record is not returned: the step-up
 // already failed.
 func (s *Service) recordStepUpFailure(ctx context.Context, stage string, t *airlock.StepUp, sessionID string, credID []byte, err error, meta Meta) {
-	outcome := airlock.OutcomeDenied
-	switch airlock.ErrorCode(err) {
-	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
-		outcome = airlock.OutcomeFailure
-	}
-	e := stepUpEvent("stepup.failure", outcome, t, meta)
+	e := stepUpEvent("stepup.failure", failureOutcome(err), t, meta)
 	e.Reason = string(ReasonOf(err))
 	e.Details["stage"] = stage
 	e.Details["message"] = airlock.ErrorMessage(err)
