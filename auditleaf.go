@@ -694,17 +694,10 @@ func PrepareAuditAppend(size int64, events []*AuditEvent, r tlog.HashReader) (*A
 		return out, nil
 	})
 	// Every hash the batch reads from before it lies on the right edge of
-	// the tree of size records: read that edge in one call.
+	// the tree of size records: read that edge into the cache in one call.
 	if edge := treeEdge(size); len(edge) > 0 && len(events) > 0 {
-		hs, err := r.ReadHashes(edge)
-		if err != nil {
+		if _, err := reader.ReadHashes(edge); err != nil {
 			return nil, err
-		}
-		if len(hs) != len(edge) {
-			return nil, Errorf(EINTERNAL, "audit: read %d hashes, want %d", len(hs), len(edge))
-		}
-		for i, x := range edge {
-			cache[x] = hs[i]
 		}
 	}
 	for i, e := range events {
