@@ -122,9 +122,26 @@ func TestDecideAPI(t *testing.T) {
 		if r := e.browser("POST", "/v1/decide", body, c); r.status != 200 || r.body["decision"] != "allow" {
 			t.Fatalf("same-origin page: %d %s", r.status, r.raw)
 		}
+		decided := func() int {
+			evs, err := e.store.ListAudit(context.Background(), airlock.AuditFilter{Type: "decision."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(evs)
+		}
+		before := decided()
 		r := e.req("POST", "/v1/decide", body, "", map[string]string{"Cookie": c.Name + "=" + c.Value, "Origin": "https://evil.example"})
 		if r.status != 403 {
 			t.Fatalf("cross-site cookie decide: %d %s", r.status, r.raw)
+		}
+		// No Origin at all (a script outside any browser holding the
+		// cookie): the cookie alone never authenticates a decision.
+		r = e.req("POST", "/v1/decide", body, "", map[string]string{"Cookie": c.Name + "=" + c.Value})
+		if r.status != 403 || r.errCode() != airlock.EFORBIDDEN {
+			t.Fatalf("cookie decide without Origin: %d %s", r.status, r.raw)
+		}
+		if n := decided(); n != before {
+			t.Errorf("refused cookie decides were decided and audited: %d decision events, want %d", n, before)
 		}
 	})
 
