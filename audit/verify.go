@@ -1,11 +1,11 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"airlock"
@@ -309,24 +309,12 @@ func (v *verifier) addToTree(e *airlock.AuditEntry) error {
 	if err != nil {
 		return fmt.Errorf("audit: recompute hashes of seq %d: %w", e.Seq, err)
 	}
-	if !sameHashes(hs, e.Hashes) {
+	if !slices.Equal(hs, e.Hashes) {
 		v.recordFault(e.Seq, "stored tree hashes differ from the leaf's")
 	}
 	v.front.add(n, hs)
 	v.n++
 	return nil
-}
-
-func sameHashes(a, b []tlog.Hash) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i][:], b[i][:]) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkpointsAt checks the checkpoints of size upTo (all remaining ones
