@@ -128,17 +128,32 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 	in.Action.Name, in.Resource.Name = req.Action, req.Resource
 
 	res := &Result{}
-	var refusal *policy.Reason
 	sens, okAction := s.Catalog.Sensitivity(req.Action, req.Resource)
 	resource, okResource, err := s.resource(ctx, req.Resource)
 	if err != nil {
 		return nil, err
 	}
+	// A presented proof is spent on its first presentation, whatever the
+	// request names.
+	var refused *policy.Reason
+	if req.Proof != "" {
+		t, why, err := s.redeem(ctx, sub, req, pd, now)
+		if err != nil {
+			return nil, err
+		}
+		res.StepUp = t
+		if why != "" {
+			refused = &policy.Reason{Policy: ReasonProofRefused, Text: why}
+		} else {
+			in.Confirmation = &policy.Confirmation{Transaction: t.ID, AgeS: int64(now.Sub(t.CompletedAt) / time.Second)}
+		}
+	}
+	var unknown *policy.Reason
 	switch {
 	case !okAction:
-		refusal = &policy.Reason{Policy: ReasonUnknownAction, Text: fmt.Sprintf("action %q is not in the catalog", clip(req.Action))}
+		unknown = &policy.Reason{Policy: ReasonUnknownAction, Text: fmt.Sprintf("action %q is not in the catalog", clip(req.Action))}
 	case !okResource:
-		refusal = &policy.Reason{Policy: ReasonUnknownResource, Text: fmt.Sprintf("resource %q is not known", clip(req.Resource))}
+		unknown = &policy.Reason{Policy: ReasonUnknownResource, Text: fmt.Sprintf("resource %q is not known", clip(req.Resource))}
 	default:
 		in.Action.Sensitivity = sens
 		in.Resource = policy.Resource{Name: resource.Name, Tier: resource.Tier, Labels: resource.Labels}
@@ -159,36 +174,28 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 			SessionCreated: sub.Session.CreatedAt, IP: req.IP}); err != nil {
 			return nil, err
 		}
-		if req.Proof != "" {
-			t, why, err := s.redeem(ctx, sub, req, pd, now)
-			if err != nil {
-				return nil, err
-			}
-			res.StepUp = t
-			if why != "" {
-				refusal = &policy.Reason{Policy: ReasonProofRefused, Text: why}
-			} else {
-				in.Confirmation = &policy.Confirmation{Transaction: t.ID, AgeS: int64(now.Sub(t.CompletedAt) / time.Second)}
-			}
-		}
 	}
 
-	if !okAction || !okResource {
+	if unknown != nil {
 		// Nothing to evaluate: the request names something the catalog
 		// does not know.
+		reasons := []policy.Reason{*unknown}
+		if refused != nil {
+			reasons = append(reasons, *refused)
+		}
 		res.Decision = policy.Decision{ID: airlock.NewID(policy.PrefixDecision), Outcome: policy.Deny,
-			Reasons: []policy.Reason{*refusal}, Risk: policy.Risk{Signals: []policy.Contribution{}}}
+			Reasons: reasons, Risk: policy.Risk{Signals: []policy.Contribution{}}}
 		if set := s.Engine.Set(); set != nil {
 			res.Decision.PolicyVersion = set.Version()
 		}
 	} else {
 		res.Decision = s.Engine.Decide(in)
-		if refusal != nil {
+		if refused != nil {
 			// The policy's own verdict is kept in the reasons; a refused
 			// proof never lets the request through.
 			res.Decision.Outcome = policy.Deny
 			res.Decision.Obligations = policy.Obligations{}
-			res.Decision.Reasons = append(res.Decision.Reasons, *refusal)
+			res.Decision.Reasons = append(res.Decision.Reasons, *refused)
 		}
 	}
 	in.DecisionID = res.Decision.ID

@@ -257,6 +257,8 @@ func TestDecideProof(t *testing.T) {
 			f.sub.Session = other
 		}, "another session"},
 		{"fail-unknown-proof", func(f *fixture, req *Request) { req.Proof = "not-a-proof" }, "unknown"},
+		{"fail-unknown-action", func(f *fixture, req *Request) { req.Action = "secrets.steal" }, "not this request"},
+		{"fail-unknown-resource", func(f *fixture, req *Request) { req.Resource = "nowhere" }, "not this request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
