@@ -288,11 +288,8 @@ func repairTail(file *os.File) (int64, error) {
 		return 0, err
 	}
 	end := bytes.LastIndexByte(buf, '\n')
-	if end < 0 {
-		if n < size {
-			return 0, errors.New("last line of the sink file is longer than 1 MiB")
-		}
-		end = -1
+	if end < 0 && n < size {
+		return 0, errors.New("last line of the sink file is longer than 1 MiB")
 	}
 	if keep := size - n + int64(end) + 1; keep < size {
 		if err := file.Truncate(keep); err != nil {
@@ -306,8 +303,8 @@ func repairTail(file *os.File) (int64, error) {
 	if end < 0 {
 		return 0, nil
 	}
-	lines := bytes.Split(bytes.TrimSuffix(buf, []byte("\n")), []byte("\n"))
-	last := lines[len(lines)-1]
+	// buf[end] is the last newline: the last line is what precedes it.
+	last := buf[bytes.LastIndexByte(buf[:end], '\n')+1 : end]
 	ev, err := airlock.ParseAuditLeaf(last)
 	if err != nil {
 		return 0, fmt.Errorf("last line of the sink file is not an audit event: %v", err)
