@@ -231,7 +231,8 @@ type verifier struct {
 	heldCap int64
 }
 
-// recordBad records a problem found in an event itself.
+// recordFault records a problem found in an event itself and lowers
+// recordBad to seq.
 func (v *verifier) recordFault(seq int64, msg string) {
 	if v.recordBad == 0 || seq < v.recordBad {
 		v.recordBad = seq
