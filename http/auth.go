@@ -12,6 +12,7 @@ import (
 
 	"airlock"
 	"airlock/device"
+	"airlock/pep"
 	"airlock/session"
 )
 
@@ -55,7 +56,7 @@ func sessionFrom(ctx context.Context) *authn {
 // authenticate finds the request's session from the bearer token or, failing
 // that, the cookie. The user must still be enabled.
 func (s *Server) authenticate(r *http.Request) (*authn, error) {
-	token := bearerToken(r)
+	token := pep.BearerToken(r)
 	if token == "" {
 		if c, err := r.Cookie(s.cookieName()); err == nil {
 			token = c.Value

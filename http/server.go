@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +26,7 @@ import (
 	"airlock/decide"
 	"airlock/device"
 	"airlock/passkey"
+	"airlock/pep"
 	"airlock/session"
 )
 
@@ -178,7 +178,7 @@ func (s *Server) checkOrigin(next http.Handler) http.Handler {
 		}
 		// /v1/decide checks the origin itself when it falls back to the
 		// caller's cookie; enforcement points send neither.
-		if bearerToken(r) != "" || r.URL.Path == "/v1/decide" {
+		if pep.BearerToken(r) != "" || r.URL.Path == "/v1/decide" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -257,14 +257,6 @@ func rateKey(ip string) string {
 	}
 	p, _ := addr.Prefix(64)
 	return p.String()
-}
-
-func bearerToken(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }
 
 func (s *Server) meta(r *http.Request) passkey.Meta {

@@ -550,12 +550,7 @@ func (s *Service) afterCreate(ctx context.Context, u *airlock.User, d *airlock.D
 // recordEnrolFailure audits "enrol.failed". A failure to record is not
 // returned: the ceremony already failed.
 func (s *Service) recordEnrolFailure(ctx context.Context, stage, ceremonyID string, st *enrolState, err error, meta Meta) {
-	outcome := airlock.OutcomeDenied
-	switch airlock.ErrorCode(err) {
-	case airlock.EINTERNAL, airlock.EUNAVAILABLE:
-		outcome = airlock.OutcomeFailure
-	}
-	e := auditEvent("enrol.failed", outcome, meta)
+	e := auditEvent("enrol.failed", failureOutcome(err), meta)
 	e.Reason = string(ReasonOf(err))
 	e.Details["stage"] = stage
 	e.Details["message"] = airlock.ErrorMessage(err)
