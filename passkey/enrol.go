@@ -274,10 +274,16 @@ func (s *Service) beginEnrol(ctx context.Context, tok *airlock.EnrolmentToken, u
 // storeCeremony saves the WebAuthn session data as single-use ceremony
 // state (W2) and returns the begin answer.
 func (s *Service) storeCeremony(ctx context.Context, kind, userID, ref string, session *webauthn.SessionData, options any) (*Begin, error) {
+	return s.storeCeremonyState(ctx, kind, userID, ref, session, session, options)
+}
+
+// storeCeremonyState stores state (which embeds or is session) as the
+// ceremony's data.
+func (s *Service) storeCeremonyState(ctx context.Context, kind, userID, ref string, session *webauthn.SessionData, state, options any) (*Begin, error) {
 	// Expiry is ours, on the injected clock; go-webauthn would compare
 	// SessionData.Expires against the real time.Now.
 	session.Expires = time.Time{}
-	data, err := json.Marshal(session)
+	data, err := json.Marshal(state)
 	if err != nil {
 		return nil, airlock.Wrap(airlock.EINTERNAL, "could not encode ceremony state", err)
 	}

@@ -120,28 +120,9 @@ func (s *Service) beginStepUp(ctx context.Context, txID, sessionID string) (*air
 	if err != nil {
 		return t, nil, airlock.Wrap(airlock.EINTERNAL, "could not start the step-up ceremony", err)
 	}
-	b, err := s.storeStepUpCeremony(ctx, u.ID, t.ID, &stepUpState{SessionData: *session, Nonce: nonce}, assertion.Response)
+	st := &stepUpState{SessionData: *session, Nonce: nonce}
+	b, err := s.storeCeremonyState(ctx, KindStepUp, u.ID, t.ID, &st.SessionData, st, assertion.Response)
 	return t, b, err
-}
-
-// storeStepUpCeremony is storeCeremony with the nonce kept beside the
-// session data.
-func (s *Service) storeStepUpCeremony(ctx context.Context, userID, ref string, st *stepUpState, options any) (*Begin, error) {
-	st.Expires = time.Time{}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return nil, airlock.Wrap(airlock.EINTERNAL, "could not encode ceremony state", err)
-	}
-	id, err := randomID(32)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now().UTC()
-	c := &airlock.Ceremony{ID: id, Kind: KindStepUp, UserID: userID, Ref: ref, Data: data, CreatedAt: now, ExpiresAt: now.Add(s.cfg.CeremonyTTL)}
-	if err := s.store.CreateCeremony(ctx, c); err != nil {
-		return nil, err
-	}
-	return &Begin{Ceremony: id, PublicKey: options}, nil
 }
 
 // openTransaction loads a transaction that the session may still confirm.
