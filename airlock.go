@@ -203,7 +203,13 @@ type Session struct {
 	IdleTimeout time.Duration `json:"idle_timeout"`
 	IP          string        `json:"ip"`
 	UserAgent   string        `json:"user_agent"`
-	CreatedAt   time.Time     `json:"created_at"`
+	// KeyThumbprint, when not empty, binds the bearer token to a key pair
+	// (a CLI session from `airlock login`): it is the RFC 7638 JWK SHA-256
+	// thumbprint (base64url) of the public key, and every request with the
+	// token must carry a DPoP proof (RFC 9449) signed by that key. Empty
+	// for browser sessions.
+	KeyThumbprint string    `json:"key_thumbprint,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 	// EndedAt is zero while the session is live.
 	EndedAt   time.Time `json:"ended_at,omitempty"`
 	EndReason string    `json:"end_reason,omitempty"`

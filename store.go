@@ -27,6 +27,9 @@ type Store interface {
 	ExceptionStore
 	ResourceStore
 	SignalStore
+	// Elevation: access requests, approvals, grants, SSH certificates
+	// (elevation.go).
+	ElevationStore
 	// Ping reports an error when the store cannot serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -25,9 +25,12 @@ import (
 	"airlock/audit"
 	"airlock/decide"
 	"airlock/device"
+	"airlock/elevate"
+	"airlock/granttoken"
 	"airlock/passkey"
 	"airlock/pep"
 	"airlock/session"
+	"airlock/sshca"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -59,6 +62,16 @@ type Server struct {
 	// AuditStatus, if set, tells the audit page whether the latest
 	// checkpoint verifies.
 	AuditStatus AuditStatusFunc
+	// Elevation runs access requests, approvals and grants; without it
+	// the elevation API answers unavailable.
+	Elevation *elevate.Service
+	// SSHCA issues SSH certificates from grants, GrantTokens signed grant
+	// tokens; without them those endpoints answer unavailable.
+	SSHCA       *sshca.CA
+	GrantTokens *granttoken.Issuer
+	// CLITokenTTL is the lifetime of a CLI session from `airlock login`
+	// (0: 1 h, never past the browser session it came from).
+	CLITokenTTL time.Duration
 	// BeginPerMinute limits ceremony begin calls per client IP (default 30).
 	BeginPerMinute int
 	Now            func() time.Time
@@ -126,6 +139,9 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/admin/audit", s.sensitive(decide.ActionAuditRead, s.handleAudit)) // the old name
 
 	s.routesDecide(handle)
+	s.routesElevation(handle) // elevation.go: access requests, approvals, grants, approval pages
+	s.routesSSH(handle)       // ssh.go: SSH certificates, grant tokens, JWKS
+	s.routesCLI(handle)       // cli.go: the CLI's loopback login
 	s.routesUI(mux, handle)
 
 	return s.requestID(s.limitBody(s.checkOrigin(mux)))

@@ -45,6 +45,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "login":
+		err = cmdLogin(args[1:], stdout, stderr)
+	case "request":
+		err = cmdRequest(args[1:], stdout, stderr)
+	case "approve":
+		err = cmdApprove(args[1:], stdout, stderr)
+	case "grants":
+		err = cmdGrants(args[1:], stdout, stderr)
+	case "end":
+		err = cmdEnd(args[1:], stdout, stderr)
+	case "ssh":
+		err = cmdSSH(args[1:], stdout, stderr)
+	case "sshca":
+		err = cmdSSHCA(args[1:], stdout, stderr)
+	case "grant":
+		err = cmdGrant(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":
