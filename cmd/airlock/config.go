@@ -73,6 +73,14 @@ type Config struct {
 	// Audit configures the tamper-evident audit log: checkpoint signing
 	// and SIEM sinks (audit_config.go).
 	Audit AuditConfig `yaml:"audit"`
+	// Elevation configures access requests, approval rules and grant caps
+	// (serve_elevation.go).
+	Elevation ElevationConfig `yaml:"elevation"`
+	// SSHCA and GrantTokens configure the credentials issued from grants
+	// (sshca_config.go); CLI the `airlock login` sessions.
+	SSHCA       SSHCAConfig      `yaml:"sshca"`
+	GrantTokens GrantTokenConfig `yaml:"grant_tokens"`
+	CLI         CLIConfig        `yaml:"cli"`
 	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
 	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
 	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
@@ -127,6 +135,7 @@ func DefaultConfig() Config {
 		CeremonyTTL:            5 * time.Minute,
 		EnrolmentTokenTTL:      15 * time.Minute,
 		Audit:                  DefaultAuditConfig(),
+		Elevation:              DefaultElevationConfig(),
 	}
 }
 

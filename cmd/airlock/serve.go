@@ -19,13 +19,16 @@ import (
 	"airlock"
 	"airlock/audit"
 	"airlock/decide"
+	"airlock/elevate"
 	"airlock/geoip"
+	"airlock/granttoken"
 	airhttp "airlock/http"
 	"airlock/notify"
 	"airlock/passkey"
 	"airlock/policy"
 	"airlock/policy/policyfs"
 	"airlock/session"
+	"airlock/sshca"
 )
 
 // Main is the running server: `airlock serve` and the end-to-end tests start
@@ -52,6 +55,11 @@ type Main struct {
 	// GeoIP database (nil without one). See serve_policy.go.
 	policyWatcher *policyfs.Watcher
 	geo           *geoip.DB
+	// Elevation runs access requests and grants (serve_elevation.go);
+	// SSHCA and GrantTokens issue credentials from grants (sshca_config.go).
+	Elevation   *elevate.Service
+	SSHCA       *sshca.CA
+	GrantTokens *granttoken.Issuer
 	// Origin is the public base URL (the first allowed origin).
 	Origin string
 	// BootstrapURL is set when this start issued a bootstrap enrolment link.
@@ -87,7 +95,13 @@ func (m *Main) services(cfg Config, origins []string) error {
 	if err != nil {
 		return err
 	}
-	return m.decisionPoint(cfg, origins)
+	if err := m.decisionPoint(cfg, origins); err != nil {
+		return err
+	}
+	if err := m.elevation(cfg, origins); err != nil {
+		return err
+	}
+	return m.sshServices(cfg)
 }
 
 // Run opens the store, listens, issues the bootstrap link on an empty
@@ -161,6 +175,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		DeviceRules: cfg.Posture, Origins: origins, Secure: tls || strings.HasPrefix(m.Origin, "https://"), SelfServiceFreshUV: cfg.SelfServiceFreshUV,
 		Decide: m.Decide, ReloadPolicy: m.reloadPolicy(), AuditStatus: m.auditStatus,
 		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
+		Elevation: m.Elevation, SSHCA: m.SSHCA, GrantTokens: m.GrantTokens, CLITokenTTL: cfg.CLI.TokenTTL,
 	}
 	m.server = &http.Server{
 		Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
