@@ -338,3 +338,55 @@ func (rr *roundRobin) DeleteRiskEventsBefore(ctx context.Context, before time.Ti
 func (rr *roundRobin) HasEarlierSession(ctx context.Context, userID, deviceID string, before time.Time) (bool, error) {
 	return rr.next().HasEarlierSession(ctx, userID, deviceID, before)
 }
+
+func (rr *roundRobin) CreateAccessRequest(ctx context.Context, r *airlock.AccessRequest) error {
+	return rr.next().CreateAccessRequest(ctx, r)
+}
+
+func (rr *roundRobin) FindAccessRequestByID(ctx context.Context, id string) (*airlock.AccessRequest, error) {
+	return rr.next().FindAccessRequestByID(ctx, id)
+}
+
+func (rr *roundRobin) ListAccessRequests(ctx context.Context, f airlock.AccessRequestFilter) ([]*airlock.AccessRequest, error) {
+	return rr.next().ListAccessRequests(ctx, f)
+}
+
+func (rr *roundRobin) AddApproval(ctx context.Context, a *airlock.Approval) error {
+	return rr.next().AddApproval(ctx, a)
+}
+
+func (rr *roundRobin) ListApprovals(ctx context.Context, requestID string) ([]*airlock.Approval, error) {
+	return rr.next().ListApprovals(ctx, requestID)
+}
+
+func (rr *roundRobin) ResolveAccessRequest(ctx context.Context, id string, status airlock.RequestStatus, by, note string, at time.Time, g *airlock.Grant) error {
+	return rr.next().ResolveAccessRequest(ctx, id, status, by, note, at, g)
+}
+
+func (rr *roundRobin) ListExpiredAccessRequests(ctx context.Context, now time.Time, limit int) ([]*airlock.AccessRequest, error) {
+	return rr.next().ListExpiredAccessRequests(ctx, now, limit)
+}
+
+func (rr *roundRobin) FindGrantByID(ctx context.Context, id string) (*airlock.Grant, error) {
+	return rr.next().FindGrantByID(ctx, id)
+}
+
+func (rr *roundRobin) ListGrants(ctx context.Context, f airlock.GrantFilter) ([]*airlock.Grant, error) {
+	return rr.next().ListGrants(ctx, f)
+}
+
+func (rr *roundRobin) ListGrantsToEnd(ctx context.Context, now time.Time, limit int) ([]*airlock.Grant, error) {
+	return rr.next().ListGrantsToEnd(ctx, now, limit)
+}
+
+func (rr *roundRobin) EndGrant(ctx context.Context, id, reason, by string, at time.Time) error {
+	return rr.next().EndGrant(ctx, id, reason, by, at)
+}
+
+func (rr *roundRobin) CreateSSHCertificate(ctx context.Context, c *airlock.SSHCertificate) error {
+	return rr.next().CreateSSHCertificate(ctx, c)
+}
+
+func (rr *roundRobin) ListSSHCertificates(ctx context.Context, grantID string) ([]*airlock.SSHCertificate, error) {
+	return rr.next().ListSSHCertificates(ctx, grantID)
+}
