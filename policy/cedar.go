@@ -59,6 +59,7 @@ var (
 	bSessionAge, bIdle, bUVAge, bPosture  = bit("context.session_age_s"), bit("context.idle_s"), bit("context.uv_age_s"), bit("context.posture_age_s")
 	bRiskScore, bOutsideWindow            = bit("context.risk_score"), bit("context.outside_window")
 	bExceptions, bGrants                  = bit("context.exceptions"), bit("context.grants")
+	bGranted, bGrantRoles                 = bit("context.granted"), bit("context.grant_roles")
 	bActName, bActSensitivity, bActLevel  = bit("context.action.name"), bit("context.action.sensitivity"), bit("context.action.level")
 	bDevID, bDevKind, bDevTrust           = bit("context.device.id"), bit("context.device.kind"), bit("context.device.trust")
 	bDevCompliant, bDevPostureStale       = bit("context.device.compliant"), bit("context.device.posture_stale")
@@ -69,7 +70,7 @@ var (
 	bSigOutsideWindow                     = bit("context.signals.outside_window")
 	levelUser                             = bUserName | bUserTier | bUserKind | bUserRoles
 	levelResource                         = bResName | bResTier
-	levelContext                          = bAction | bDevice | bSession | bSignals | bSessionAge | bIdle | bUVAge | bPosture | bRiskScore | bExceptions | bGrants
+	levelContext                          = bAction | bDevice | bSession | bSignals | bSessionAge | bIdle | bUVAge | bPosture | bRiskScore | bExceptions | bGrants | bGranted | bGrantRoles
 	levelAction                           = bActName | bActSensitivity | bActLevel
 	levelDevice                           = bDevID | bDevKind | bDevTrust | bDevCompliant | bDevPostureStale
 	levelSession                          = bSesID | bSesTier | bSesHasUV | bSesAMR
@@ -303,6 +304,8 @@ func (s *Set) cedarRequest(sc *scratch, in *Input, f *facts, score int, effects 
 		}
 	}
 	c.strs(bGrants, "grants", in.Grants)
+	c.boolean(bGranted, "granted", in.Granted)
+	c.strs(bGrantRoles, "grant_roles", in.GrantRoles)
 	return cedar.Request{
 		Principal: ents.user.UID,
 		Action:    actionRequest,

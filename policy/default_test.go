@@ -28,6 +28,14 @@ func TestDefaultSet(t *testing.T) {
 		return func(in *Input) { in.Action = Action{Name: name, Sensitivity: s} }
 	}
 	uv := func(s int64) func(*Input) { return func(in *Input) { in.Session.UVAgeS = s } }
+	jit := func(name string, tier airlock.Tier) func(*Input) {
+		return func(in *Input) {
+			in.Resource = Resource{Name: name, Tier: tier, Labels: map[string]string{"env": "prod", "access": "jit"}}
+		}
+	}
+	granted := func(in *Input) {
+		in.Grants, in.Granted, in.GrantRoles = []string{"dba@" + in.Resource.Name}, true, []string{"dba"}
+	}
 	exc := func(effect, user, action, resource string, expires time.Time) func(*Input) {
 		return func(in *Input) {
 			in.Exceptions = append(in.Exceptions, Exception{ID: "exc_1", UserID: user, Action: action, Resource: resource,
@@ -121,6 +129,23 @@ func TestDefaultSet(t *testing.T) {
 		{"ok-admin-critical-fresh-uv", []func(*Input){on("airlock", 0), act("airlock.user.create", Critical), uv(120)}, Allow, 0, "tier-match"},
 		{"fail-admin-critical-stale-uv", []func(*Input){on("airlock", 0), act("airlock.user.create", Critical), uv(301)}, StepUp, 300, "critical-uv-tier0"},
 		{"fail-admin-tier1-session", []func(*Input){on("airlock", 0), act("airlock.user.update", High), func(in *Input) { in.Session.Tier = 1 }}, Deny, 0, "tier0-session"},
+		// jit-grant-required
+		{"ok-jit-granted", []func(*Input){tier1, jit("db-prod", 1), act("db.write", High), granted}, Allow, 0, "tier-match"},
+		{"fail-jit-no-grant", []func(*Input){tier1, jit("db-prod", 1), act("db.write", High)}, Deny, 0, "jit-grant-required"},
+		{"fail-jit-no-grant-low-too", []func(*Input){tier1, jit("db-prod", 1), act("config.read", Low)}, Deny, 0, "jit-grant-required"},
+		{"fail-jit-grant-elsewhere-does-not-count", []func(*Input){tier1, jit("db-prod", 1), act("db.write", High),
+			func(in *Input) { in.Grants = []string{"dba@other-db"} }}, Deny, 0, "jit-grant-required"},
+		{"ok-jit-label-other-value", []func(*Input){tier1, on("ci", 1), act("deploy.prod", High),
+			func(in *Input) { in.Resource.Labels["access"] = "standing" }}, Allow, 0, "tier-match"},
+		// elevation-tier1-approval / elevation-tier0-approval / tier 2 automatic
+		{"ok-elevation-tier2-automatic", []func(*Input){tier2, on("grafana", 2), act("elevation.request", Medium)}, Allow, 0, "tier-match"},
+		{"fail-elevation-tier1-needs-approval", []func(*Input){tier1, jit("db-prod", 1), act("elevation.request", Medium)}, ApprovalRequired, 0, "elevation-tier1-approval"},
+		{"fail-elevation-tier0-needs-approval", []func(*Input){jit("vault-prod", 0), act("elevation.request", Medium)}, ApprovalRequired, 0, "elevation-tier0-approval"},
+		{"fail-elevation-tier1-session-too-weak", []func(*Input){tier2, jit("db-prod", 1), act("elevation.request", Medium)}, Deny, 0, "elevation-tier1-approval,no-permit"},
+		// ssh-no-forwarding
+		{"ok-ssh-login-granted", []func(*Input){tier1, jit("prod-hosts", 1), act("ssh.login", High), granted}, Allow, 0, "tier-match"},
+		{"fail-ssh-agent-forwarding", []func(*Input){tier1, jit("prod-hosts", 1), act("ssh.agent_forwarding", Critical), granted}, Deny, 0, "ssh-no-forwarding"},
+		{"fail-ssh-port-forwarding", []func(*Input){tier1, jit("prod-hosts", 1), act("ssh.port_forwarding", Critical), granted}, Deny, 0, "ssh-no-forwarding"},
 	}
 	e := NewEngine(Default(), DefaultConfig())
 	for _, tt := range tests {
@@ -162,8 +187,8 @@ func TestDefaultSetAnnotations(t *testing.T) {
 			}
 		}
 	}
-	if n != 13 {
-		t.Errorf("%d policies, the docs list 13", n)
+	if n != 17 {
+		t.Errorf("%d policies, the docs list 17", n)
 	}
 	if o := Default().Overdue(time.Date(2027, 5, 31, 23, 0, 0, 0, time.UTC)); len(o) != 0 {
 		t.Errorf("overdue on the review day: %v", o)

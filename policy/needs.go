@@ -22,7 +22,7 @@ var attrPaths = []string{
 	"resource.name", "resource.tier", "resource.@tags",
 	"context.action", "context.device", "context.session", "context.signals",
 	"context.session_age_s", "context.idle_s", "context.uv_age_s", "context.posture_age_s",
-	"context.risk_score", "context.exceptions", "context.grants",
+	"context.risk_score", "context.exceptions", "context.grants", "context.granted", "context.grant_roles",
 	"context.action.name", "context.action.sensitivity", "context.action.level",
 	"context.device.id", "context.device.kind", "context.device.trust", "context.device.compliant",
 	"context.device.posture_stale",

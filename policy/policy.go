@@ -141,9 +141,15 @@ type Input struct {
 	Resource   Resource    `json:"resource"`
 	Signals    Signals     `json:"signals"`
 	Exceptions []Exception `json:"exceptions,omitempty"`
-	// Grants names the scopes of the subject's active elevation grants
-	// (e.g. "role@resource"), for the elevation issue.
+	// Grants names the scopes ("role@resource", "tier:N") of the active
+	// elevation grants of the requesting session.
 	Grants []string `json:"grants,omitempty"`
+	// Granted says one of those grants covers this request's resource (a
+	// role grant on it, or a tier grant of its tier or a more privileged
+	// one); GrantRoles are the roles granted on it. Resources labelled
+	// access=jit need Granted under the default policy.
+	Granted    bool     `json:"granted,omitempty"`
+	GrantRoles []string `json:"grant_roles,omitempty"`
 	// Confirmation, when set, says the request carries a step-up proof that
 	// the caller has verified and consumed: a user-verified passkey
 	// confirmation bound to this exact request. It cures a step_up (the

@@ -37,7 +37,7 @@ func writePolicy(t *testing.T, dir, name, content string) {
 func TestPolicyValidate(t *testing.T) {
 	dir := initPolicyDir(t)
 	out, errOut, code := runCLI(t, "policy", "validate", dir)
-	if code != 0 || strings.TrimSpace(out) != policy.Default().Version() || !strings.Contains(errOut, "13 policies, valid") {
+	if code != 0 || strings.TrimSpace(out) != policy.Default().Version() || !strings.Contains(errOut, "17 policies, valid") {
 		t.Fatalf("valid dir: %d %q %q", code, out, errOut)
 	}
 	if _, errOut, code := runCLI(t, "policy", "init", dir); code == 0 || !strings.Contains(errOut, "already exists") {
@@ -294,7 +294,7 @@ func TestPolicyReport(t *testing.T) {
 	// set's review date all of its policies are overdue.
 	t.Chdir(t.TempDir())
 	out, errOut, code = runCLI(t, "policy", "report", "--now", "2027-06-01T00:00:00Z")
-	if code != 0 || !strings.Contains(errOut, "exceptions not listed") || strings.Contains(out, "live_exceptions") || strings.Count(out, "\"review_by\"") != 13 {
+	if code != 0 || !strings.Contains(errOut, "exceptions not listed") || strings.Contains(out, "live_exceptions") || strings.Count(out, "\"review_by\"") != 17 {
 		t.Fatalf("no store: %d %q %q", code, out, errOut)
 	}
 	if _, _, code := runCLI(t, "policy", "report", "--now", "tomorrow"); code == 0 {
