@@ -32,7 +32,7 @@ func TestConfigCatalogRiskPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := def.Catalog(); len(c.Resources) != 5 || c.Actions["payments.transfer"].Sensitivity != policy.Critical ||
+	if c := def.Catalog(); len(c.Resources) != 7 || c.Actions["payments.transfer"].Sensitivity != policy.Critical ||
 		c.Actions[decide.ActionUserCreate].Sensitivity != policy.Critical {
 		t.Fatalf("default catalog is not the quick start: %+v", c)
 	}

@@ -189,6 +189,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.housekeeping(bg, cfg) }()
+	m.runElevation(bg, cfg)
 	go func() {
 		defer close(m.done)
 		var err error

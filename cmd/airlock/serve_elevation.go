@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -101,5 +102,16 @@ func (m *Main) elevation(cfg Config, origins []string) error {
 		return err
 	}
 	m.Elevation = svc
+	// Decisions see the session's active grants (jit resources).
+	m.Decide.Grants = svc
 	return nil
+}
+
+// runElevation sweeps expired requests and grants until ctx is done.
+func (m *Main) runElevation(ctx context.Context, cfg Config) {
+	if m.Elevation == nil {
+		return
+	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.Elevation.Run(ctx, cfg.Elevation.SweepInterval) }()
 }
