@@ -102,6 +102,16 @@ type Start struct {
 	IP         string
 	UserAgent  string
 	RequestID  string
+	// KeyThumbprint binds the new session's token to a key pair (see
+	// airlock.Session.KeyThumbprint); empty for a browser session.
+	KeyThumbprint string
+	// LastUVAt, when not zero and UV is false, is carried over as the new
+	// session's last user-verified passkey use (a CLI session inherits its
+	// browser session's).
+	LastUVAt time.Time
+	// NotAfter, when not zero, caps the absolute deadline (a CLI session
+	// never outlives the browser session it came from).
+	NotAfter time.Time
 }
 
 // HashToken returns the stored form of a bearer secret.
@@ -134,10 +144,16 @@ func (m *Manager) Create(ctx context.Context, in Start) (string, *airlock.Sessio
 		IdleTimeout:      limits.Idle,
 		IP:               in.IP,
 		UserAgent:        in.UserAgent,
+		KeyThumbprint:    in.KeyThumbprint,
 		CreatedAt:        now,
+	}
+	if !in.NotAfter.IsZero() && in.NotAfter.Before(s.AbsoluteDeadline) {
+		s.AbsoluteDeadline = in.NotAfter.UTC()
 	}
 	if in.UV {
 		s.LastUVAt = now
+	} else if !in.LastUVAt.IsZero() {
+		s.LastUVAt = in.LastUVAt.UTC()
 	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return "", nil, err
@@ -177,9 +193,22 @@ const TouchInterval = time.Second
 // AuthenticateSeen is Authenticate that also returns when the session was
 // last seen before this request (for the idle-time risk signal).
 func (m *Manager) AuthenticateSeen(ctx context.Context, token string) (*airlock.Session, time.Time, error) {
+	return m.AuthenticateChecked(ctx, token, nil)
+}
+
+// AuthenticateChecked is AuthenticateSeen with a check run on the live
+// session before its activity is recorded: a request the check refuses
+// (e.g. a key-bound token without its DPoP proof) neither touches the
+// session nor moves its idle deadline. A nil check accepts.
+func (m *Manager) AuthenticateChecked(ctx context.Context, token string, check func(*airlock.Session) error) (*airlock.Session, time.Time, error) {
 	s, err := m.authenticate(ctx, token)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	if check != nil {
+		if err := check(s); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
 	prev := s.LastSeen
 	now := m.cfg.Now().UTC()
