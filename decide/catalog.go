@@ -31,6 +31,9 @@ const (
 	ActionExceptionDelete     = "airlock.exception.delete"
 	ActionResourceChange      = "airlock.resource.change"
 	ActionAuditRead           = "airlock.audit.read"
+	// ActionGrantRevoke ends someone's elevation grant early. High, not
+	// critical: taking privilege away should not wait for a step-up.
+	ActionGrantRevoke = "airlock.grant.revoke"
 )
 
 // Action is one catalog entry: its sensitivity, and per-resource overrides
@@ -79,7 +82,7 @@ type Catalog struct {
 // Changing resources is critical too: a resource's tier decides what every
 // other rule demands, so lowering it is as strong as changing a policy.
 func AdminActions() map[string]Action {
-	m := map[string]Action{ActionAuditRead: {Sensitivity: policy.Low}}
+	m := map[string]Action{ActionAuditRead: {Sensitivity: policy.Low}, ActionGrantRevoke: {Sensitivity: policy.High}}
 	for _, a := range []string{ActionEnrolmentTokenIssue, ActionUserCreate, ActionUserUpdate, ActionDeviceCreate,
 		ActionDeviceUpdate, ActionDevicePosture, ActionCredentialRevoke, ActionPolicyChange, ActionExceptionCreate,
 		ActionExceptionDelete, ActionResourceChange} {
@@ -91,7 +94,10 @@ func AdminActions() map[string]Action {
 // QuickStart returns the quick-start catalog of DESIGN.md (the embedded
 // default configuration): config.read, deploy.prod, secrets.export,
 // iam.role.grant and payments.transfer on grafana, ci, vault-prod and
-// payments, plus the admin actions and the resource "airlock" (tier 0).
+// payments; elevation.request, db.write, ssh.login and the two SSH
+// forwarding actions, with db-prod and prod-hosts (tier 1, access=jit: no
+// standing access); plus the admin actions and the resource "airlock"
+// (tier 0).
 func QuickStart() Catalog {
 	acts := AdminActions()
 	maps.Copy(acts, map[string]Action{
@@ -100,6 +106,12 @@ func QuickStart() Catalog {
 		"secrets.export":    {Sensitivity: policy.Critical},
 		"iam.role.grant":    {Sensitivity: policy.Critical},
 		"payments.transfer": {Sensitivity: policy.Critical},
+		// Just-in-time elevation (docs/elevation.md, docs/ssh.md).
+		"elevation.request":    {Sensitivity: policy.Medium},
+		"db.write":             {Sensitivity: policy.High},
+		"ssh.login":            {Sensitivity: policy.High},
+		"ssh.agent_forwarding": {Sensitivity: policy.Critical},
+		"ssh.port_forwarding":  {Sensitivity: policy.Critical},
 	})
 	prod := func() map[string]string { return map[string]string{"env": "prod"} }
 	return Catalog{Actions: acts, Resources: []ResourceDef{
@@ -108,6 +120,9 @@ func QuickStart() Catalog {
 		{Name: "ci", Tier: 1, Labels: prod()},
 		{Name: "vault-prod", Tier: 0, Labels: prod()},
 		{Name: "payments", Tier: 0, Labels: prod()},
+		// No standing access: every action needs a grant (jit-grant-required).
+		{Name: "db-prod", Tier: 1, Labels: map[string]string{"env": "prod", "access": "jit"}},
+		{Name: "prod-hosts", Tier: 1, Labels: map[string]string{"env": "prod", "access": "jit"}},
 	}}
 }
 

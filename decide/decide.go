@@ -16,6 +16,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,8 +58,19 @@ type Service struct {
 	// StepUpTTL bounds how long a transaction may be confirmed (0:
 	// DefaultStepUpTTL).
 	StepUpTTL time.Duration
+	// Grants finds the active elevation grants of a session (package
+	// elevate); nil means no grants, so resources labelled access=jit stay
+	// closed under the default policy.
+	Grants GrantSource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// GrantSource finds the grants in force for a session; *elevate.Service
+// satisfies it. It checks that each grant still rests on a live session, a
+// trusted and compliant device, an unrevoked passkey and an enabled user.
+type GrantSource interface {
+	ActiveGrants(ctx context.Context, sub Subject) ([]*airlock.Grant, error)
 }
 
 func (s *Service) now() time.Time {
@@ -95,6 +107,16 @@ type Request struct {
 	Proof string
 	// RequestID correlates the audit record with the edge's request.
 	RequestID string
+	// Target, when set, is the resource decided on instead of looking up
+	// Resource (which must equal Target.Name): in-process callers use it
+	// for resources that are not in the catalog, such as the synthetic
+	// resource "tier:N" of a tier-scoped access request. The HTTP edge
+	// never sets it.
+	Target *airlock.Resource
+	// Correlation ids of the elevation records this decision is about,
+	// copied into its audit record.
+	AccessRequestID string
+	GrantID         string
 }
 
 // Result is a decision and what it opened.
@@ -129,8 +151,17 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 
 	res := &Result{}
 	sens, okAction := s.Catalog.Sensitivity(req.Action, req.Resource)
-	resource, okResource, err := s.resource(ctx, req.Resource)
-	if err != nil {
+	var resource airlock.Resource
+	okResource := false
+	if req.Target != nil {
+		if req.Target.Name != req.Resource || !req.Target.Tier.Valid() {
+			return nil, airlock.Errorf(airlock.EINVALID, "decide: target %q does not match resource %q", req.Target.Name, req.Resource)
+		}
+		resource, okResource = *req.Target, true
+		if resource.Labels == nil {
+			resource.Labels = map[string]string{}
+		}
+	} else if resource, okResource, err = s.resource(ctx, req.Resource); err != nil {
 		return nil, err
 	}
 	// A presented proof is spent on its first presentation, whatever the
@@ -169,6 +200,9 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 			}
 			in.Exceptions = append(in.Exceptions, policy.Exception{ID: x.ID, UserID: x.UserID, Action: x.Action,
 				Resource: x.Resource, Effect: x.Effect, Owner: x.Owner, Reason: x.Reason, Expires: x.ExpiresAt})
+		}
+		if err := s.grants(ctx, sub, resource, &in); err != nil {
+			return nil, err
 		}
 		if in.Signals, err = s.Signals.Gather(ctx, risk.Subject{UserID: sub.User.ID, DeviceID: sub.Device.ID,
 			SessionCreated: sub.Session.CreatedAt, IP: req.IP}); err != nil {
@@ -213,6 +247,41 @@ func (s *Service) Decide(ctx context.Context, sub Subject, req Request) (*Result
 		return nil, err
 	}
 	return res, nil
+}
+
+// grants puts the session's active grants into the input: their scopes,
+// and whether one covers resource (with the roles granted on it).
+func (s *Service) grants(ctx context.Context, sub Subject, resource airlock.Resource, in *policy.Input) error {
+	if s.Grants == nil {
+		return nil
+	}
+	gs, err := s.Grants.ActiveGrants(ctx, sub)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		in.Grants = append(in.Grants, g.Scope.String())
+		if g.Scope.Covers(resource.Name, resource.Tier) {
+			in.Granted = true
+			if !g.Scope.IsTier && !slices.Contains(in.GrantRoles, g.Scope.Role) {
+				in.GrantRoles = append(in.GrantRoles, g.Scope.Role)
+			}
+		}
+	}
+	return nil
+}
+
+// LookupResource finds a resource by name in the configuration, then in the
+// store (ENOTFOUND if neither has it).
+func (s *Service) LookupResource(ctx context.Context, name string) (*airlock.Resource, error) {
+	r, ok, err := s.resource(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, airlock.Errorf(airlock.ENOTFOUND, "resource %q is not known", clip(name))
+	}
+	return &r, nil
 }
 
 // StepUpURL is the page where the person confirms transaction id.
@@ -341,6 +410,15 @@ func (s *Service) record(ctx context.Context, sub Subject, req Request, pd []byt
 			"resource":       req.Resource,
 			"params_digest":  b64(pd),
 		}}
+	if req.AccessRequestID != "" {
+		// The audit record's request id is the access request; the edge's
+		// HTTP request id moves to the details.
+		e.RequestID = req.AccessRequestID
+		if req.RequestID != "" {
+			e.Details["http_request_id"] = req.RequestID
+		}
+	}
+	e.GrantID = req.GrantID
 	if req.Client != "" {
 		e.Details["client"] = clip(req.Client)
 	}
