@@ -35,7 +35,7 @@ var funcs = template.FuncMap{
 
 var pages = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "enrol", "home", "admin_users", "admin_user", "admin_devices", "admin_enrol", "admin_audit", "stepup"} {
+	for _, name := range []string{"login", "enrol", "home", "admin_users", "admin_user", "admin_devices", "admin_enrol", "admin_audit", "stepup", "elevate", "approvals", "approve"} {
 		m[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return m
