@@ -53,28 +53,98 @@ func sessionFrom(ctx context.Context) *authn {
 	return a
 }
 
-// authenticate finds the request's session from the bearer token or, failing
-// that, the cookie. The user must still be enabled.
+// authenticate finds the request's session from the Authorization header
+// (Bearer, or DPoP for a key-bound CLI session) or, failing that, the
+// cookie. The user must still be enabled. A key-bound session's token is
+// accepted only as "Authorization: DPoP" with a valid DPoP proof signed by
+// its key (RFC 9449), never as Bearer or as a cookie; the check runs
+// before the session's activity is recorded.
 func (s *Server) authenticate(r *http.Request) (*authn, error) {
-	token := pep.BearerToken(r)
+	token, scheme := pep.BearerToken(r), "bearer"
+	if token == "" {
+		if token = dpopToken(r); token != "" {
+			scheme = "dpop"
+		}
+	}
 	if token == "" {
 		if c, err := r.Cookie(s.cookieName()); err == nil {
-			token = c.Value
+			token, scheme = c.Value, "cookie"
 		}
 	}
 	if token == "" {
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "sign in first")
 	}
-	return s.authenticateToken(r.Context(), token)
+	return s.authenticateWith(r.Context(), token, func(sess *airlock.Session) error {
+		return s.checkKeyBinding(r, token, scheme, sess)
+	})
 }
 
-// authenticateToken finds the session of a bearer secret and checks that
-// its user, device and passkey are still valid.
+// checkKeyBinding applies DPoP to one request: a key-bound session needs
+// the DPoP scheme and a proof by its key; an unbound one must not claim
+// the DPoP scheme. A refusal of a live key-bound session's token is
+// audited (someone holds the token without its key, or the CLI is broken).
+func (s *Server) checkKeyBinding(r *http.Request, token, scheme string, sess *airlock.Session) error {
+	if sess.KeyThumbprint == "" {
+		if scheme == "dpop" {
+			return dpopFail(dpopWrongScheme, "this token is not bound to a key; send it as a Bearer token")
+		}
+		return nil
+	}
+	var err error
+	if scheme != "dpop" {
+		err = dpopFail(dpopWrongScheme, "this token is bound to a key: send it as \"Authorization: DPoP\" with a DPoP proof (run airlock login)")
+	} else {
+		err = s.verifyDPoP(r.Context(), r, token, sess.KeyThumbprint)
+	}
+	var de *dpopError
+	if errors.As(err, &de) {
+		_ = s.Audit.Record(r.Context(), airlock.AuditEvent{
+			Type: "cli.dpop_refused", Actor: sess.UserID, Outcome: airlock.OutcomeDenied, Reason: string(de.Reason),
+			UserID: sess.UserID, SessionID: sess.ID, DeviceID: sess.DeviceID, RequestID: requestIDFrom(r.Context()), IP: clientIP(r),
+			Details: map[string]any{"method": r.Method, "path": r.URL.Path, "scheme": scheme},
+		})
+	}
+	return err
+}
+
+// refuseKeyBound is the key-binding check of a token that arrives without
+// its request (in a JSON body, e.g. /v1/decide's "session" from an
+// enforcement point): no DPoP proof can come with it, so a key-bound
+// session is refused there.
+func refuseKeyBound(sess *airlock.Session) error {
+	if sess.KeyThumbprint != "" {
+		return dpopFail(dpopWrongScheme, "this session is bound to a key (a CLI session) and cannot be passed on; its requests need a DPoP proof")
+	}
+	return nil
+}
+
+// authenticateToken finds the session of a bearer secret passed on by
+// another party (a request body) and checks that its user, device and
+// passkey are still valid. Key-bound sessions are refused.
 func (s *Server) authenticateToken(ctx context.Context, token string) (*authn, error) {
-	sess, prev, err := s.Sessions.AuthenticateSeen(ctx, token)
+	return s.authenticateWith(ctx, token, refuseKeyBound)
+}
+
+// authenticateWith finds the session of token, runs check on it before
+// recording its activity, and checks that its user, device and passkey are
+// still valid.
+func (s *Server) authenticateWith(ctx context.Context, token string, check func(*airlock.Session) error) (*authn, error) {
+	sess, prev, err := s.Sessions.AuthenticateChecked(ctx, token, check)
 	if err != nil {
 		return nil, err
 	}
+	a, err := s.sessionBasis(ctx, sess)
+	if err != nil {
+		return nil, err
+	}
+	a.PrevSeen = prev
+	return a, nil
+}
+
+// sessionBasis checks that what a live session rests on is still good —
+// its user enabled and not lowered in tier, its device not revoked, its
+// passkey not revoked — ending the session (audited) when not.
+func (s *Server) sessionBasis(ctx context.Context, sess *airlock.Session) (*authn, error) {
 	user, err := s.Store.FindUserByID(ctx, sess.UserID)
 	if err != nil {
 		return nil, err
@@ -105,13 +175,17 @@ func (s *Server) authenticateToken(ctx context.Context, token string) (*authn, e
 		_ = s.Sessions.End(ctx, sess, "tier_changed", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "your account's tier changed; sign in again")
 	}
-	return &authn{Session: sess, User: user, Device: dev, PrevSeen: prev}, nil
+	return &authn{Session: sess, User: user, Device: dev}, nil
 }
 
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.authenticate(r)
 		if err != nil {
+			var de *dpopError
+			if errors.As(err, &de) {
+				w.Header().Set("WWW-Authenticate", `DPoP error="invalid_dpop_proof", algs="EdDSA ES256"`)
+			}
 			s.writeError(w, r, err)
 			return
 		}

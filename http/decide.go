@@ -140,7 +140,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case req.Session != "":
 		a, err = s.authenticateToken(r.Context(), req.Session)
-	case pep.BearerToken(r) != "":
+	case pep.BearerToken(r) != "" || dpopToken(r) != "":
 		a, err = s.authenticate(r)
 	default:
 		// The caller's cookie: only from one of our own pages (checkOrigin

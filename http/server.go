@@ -193,8 +193,10 @@ func (s *Server) checkOrigin(next http.Handler) http.Handler {
 			return
 		}
 		// /v1/decide checks the origin itself when it falls back to the
-		// caller's cookie; enforcement points send neither.
-		if pep.BearerToken(r) != "" || r.URL.Path == "/v1/decide" {
+		// caller's cookie; enforcement points send neither. A DPoP proof
+		// or DPoP authorization (the CLI) is a header no cross-site form
+		// can send either.
+		if pep.BearerToken(r) != "" || dpopToken(r) != "" || r.Header.Get("DPoP") != "" || r.URL.Path == "/v1/decide" {
 			next.ServeHTTP(w, r)
 			return
 		}
