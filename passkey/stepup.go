@@ -1,16 +1,13 @@
 package passkey
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 
 	"airlock"
 )
@@ -49,13 +46,6 @@ func ProofHash(proof string) []byte {
 	return h[:]
 }
 
-// stepUpState is the stored ceremony state: go-webauthn's session data and
-// the nonce the challenge was derived from.
-type stepUpState struct {
-	webauthn.SessionData
-	Nonce []byte `json:"airlock_nonce"`
-}
-
 // StepUpResult is a completed step-up: the single-use proof (shown once;
 // only its hash is stored) and the transaction it completed.
 type StepUpResult struct {
@@ -90,38 +80,7 @@ func (s *Service) beginStepUp(ctx context.Context, txID, sessionID string) (*air
 	if err != nil {
 		return t, nil, err
 	}
-	u, err := s.store.FindUserByID(ctx, t.UserID)
-	if err != nil {
-		return t, nil, storeFail(err, "user lookup")
-	}
-	if u.Disabled {
-		return t, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
-	}
-	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
-	if err != nil {
-		return t, nil, storeFail(err, "credential lookup")
-	}
-	var allowed []webauthn.Credential
-	for _, c := range creds {
-		if c.DeviceID == t.DeviceID && !c.IsRevoked() {
-			allowed = append(allowed, webauthnCredential(c, c.BackupEligible))
-		}
-	}
-	if len(allowed) == 0 {
-		return t, nil, fail(airlock.EFORBIDDEN, ReasonNoCredential, nil, "you have no usable passkey on this session's device")
-	}
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return t, nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
-	}
-	assertion, session, err := s.wa.BeginLogin(&waUser{u: u, creds: allowed},
-		webauthn.WithChallenge(StepUpChallenge(nonce, t.Digest)),
-		webauthn.WithUserVerification(protocol.VerificationRequired))
-	if err != nil {
-		return t, nil, airlock.Wrap(airlock.EINTERNAL, "could not start the step-up ceremony", err)
-	}
-	st := &stepUpState{SessionData: *session, Nonce: nonce}
-	b, err := s.storeCeremonyState(ctx, KindStepUp, u.ID, t.ID, &st.SessionData, st, assertion.Response)
+	b, err := s.beginBound(ctx, KindStepUp, Confirmer{UserID: t.UserID, DeviceID: t.DeviceID}, t.ID, t.Digest)
 	return t, b, err
 }
 
@@ -178,7 +137,7 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 	if err != nil {
 		return nil, err
 	}
-	var st stepUpState
+	var st boundState
 	if err := json.Unmarshal(c.Data, &st); err != nil || len(st.Nonce) == 0 {
 		return nil, fail(airlock.EINTERNAL, ReasonStore, err, "stored ceremony state is corrupt")
 	}
@@ -195,69 +154,10 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonTxBinding, nil, "the ceremony was not started for this transaction")
 	}
 
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(credentialJSON)
+	// WebAuthn L3 §7.2 with UV required, for a passkey of the
+	// transaction's user on the transaction's device.
+	_, _, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, t.UserID, t.DeviceID, meta, credID)
 	if err != nil {
-		return nil, fail(airlock.EINVALID, ReasonParse, err, "malformed assertion response (expected PublicKeyCredential JSON from credential.toJSON())")
-	}
-	if len(parsed.RawID) <= maxCredentialIDLength {
-		*credID = parsed.RawID
-	}
-	if err := s.checkClientData(&parsed.Response.CollectedClientData, protocol.AssertCeremony, st.Challenge); err != nil {
-		return nil, err
-	}
-	ad := &parsed.Response.AuthenticatorData
-	// UP, UV (required for every step-up: W5) and the RP ID hash, from
-	// this assertion.
-	if err := s.checkAuthData(ad); err != nil {
-		return nil, err
-	}
-
-	mu := s.credLock(parsed.RawID)
-	mu.Lock()
-	defer mu.Unlock()
-	cred, err := s.store.FindCredentialByID(ctx, parsed.RawID)
-	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
-	} else if err != nil {
-		return nil, storeFail(err, "credential lookup")
-	}
-	// The passkey must be the session user's, on the session's device:
-	// another device's or another person's passkey confirms nothing here.
-	if cred.UserID != t.UserID || cred.DeviceID != t.DeviceID {
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonWrongCredential, nil, "this passkey is not bound to the signed-in user and device of the request")
-	}
-	u, err := s.store.FindUserByID(ctx, t.UserID)
-	if err != nil {
-		return nil, storeFail(err, "user lookup")
-	}
-	if h := parsed.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, u.Handle) {
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
-	}
-	assertedBE := ad.Flags.HasBackupEligible()
-	wc, err := s.wa.ValidateLogin(&waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, st.SessionData, parsed)
-	if err != nil {
-		return nil, libraryFailure(err)
-	}
-	if cred.IsRevoked() {
-		return nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
-	}
-	if u.Disabled {
-		return nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
-	}
-	d, err := s.store.FindDeviceByID(ctx, cred.DeviceID)
-	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
-		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "the passkey's device is no longer in the inventory")
-	} else if err != nil {
-		return nil, storeFail(err, "device lookup")
-	}
-	if d.Trust == airlock.TrustRevoked {
-		return nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
-	}
-	tier, ok := s.effectiveTier(u, cred)
-	if !ok {
-		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
-	}
-	if err := s.acceptAssertion(ctx, u, d, cred, ad, wc, tier, meta); err != nil {
 		return nil, err
 	}
 

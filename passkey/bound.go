@@ -1,0 +1,167 @@
+package passkey
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"airlock"
+)
+
+// A bound assertion is a user-verified WebAuthn assertion whose challenge
+// is SHA-256(nonce ‖ digest) of one exact thing being confirmed — a step-up
+// transaction, an access request being approved — by one person on one
+// device (DESIGN.md "Transaction"). Step-up and approval share the
+// ceremony below; they differ in what the digest covers and in what the
+// caller does with the verified facts.
+
+// Confirmer is who may complete a bound assertion: the signed-in user, on
+// the device of the session, and (where set) only that session. Only the
+// user's unrevoked passkeys bound to that device are offered and
+// accepted.
+type Confirmer struct {
+	UserID   string
+	DeviceID string
+	// SessionID, when set, is the only session that may finish the
+	// ceremony, and the one whose last user verification it refreshes.
+	SessionID string
+}
+
+// boundState is the stored state of a bound ceremony: go-webauthn's
+// session data, the nonce the challenge was derived from and, for
+// ceremonies begun by a session (approvals), that session and its device.
+// A step-up keeps its session and device on its transaction instead.
+type boundState struct {
+	webauthn.SessionData
+	Nonce     []byte `json:"airlock_nonce"`
+	DeviceID  string `json:"airlock_device,omitempty"`
+	SessionID string `json:"airlock_session,omitempty"`
+}
+
+// beginBound starts a ceremony of kind that c confirms, bound to ref (the
+// ceremony's Ref: what it confirms) through digest: the options allow
+// exactly c's unrevoked passkeys on c's device, require user verification,
+// and carry the challenge SHA-256(nonce ‖ digest) with a fresh 32-byte
+// nonce. A disabled user or one without such a passkey is refused.
+func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref string, digest []byte) (*Begin, error) {
+	if len(digest) == 0 {
+		return nil, fail(airlock.EINTERNAL, ReasonStore, nil, "nothing to confirm: empty digest")
+	}
+	u, err := s.store.FindUserByID(ctx, c.UserID)
+	if err != nil {
+		return nil, storeFail(err, "user lookup")
+	}
+	if u.Disabled {
+		return nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
+	if err != nil {
+		return nil, storeFail(err, "credential lookup")
+	}
+	var allowed []webauthn.Credential
+	for _, cr := range creds {
+		if cr.DeviceID == c.DeviceID && !cr.IsRevoked() {
+			allowed = append(allowed, webauthnCredential(cr, cr.BackupEligible))
+		}
+	}
+	if len(allowed) == 0 {
+		return nil, fail(airlock.EFORBIDDEN, ReasonNoCredential, nil, "you have no usable passkey on this session's device")
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
+	}
+	assertion, session, err := s.wa.BeginLogin(&waUser{u: u, creds: allowed},
+		webauthn.WithChallenge(StepUpChallenge(nonce, digest)),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, airlock.Wrap(airlock.EINTERNAL, "could not start the "+kind+" ceremony", err)
+	}
+	st := &boundState{SessionData: *session, Nonce: nonce}
+	if kind != KindStepUp {
+		st.DeviceID, st.SessionID = c.DeviceID, c.SessionID
+	}
+	return s.storeCeremonyState(ctx, kind, u.ID, ref, &st.SessionData, st, assertion.Response)
+}
+
+// verifyBound verifies an assertion answering the ceremony whose stored
+// session data is sd (WebAuthn L3 §7.2): client data (type, challenge,
+// origin), UP and UV from this assertion, the RP ID hash, BE/BS; a
+// credential of userID bound to deviceID, its signature, then — once the
+// caller proved possession of the key — not revoked, the user enabled, the
+// device in the inventory and not revoked, some tier still served, and the
+// backup-eligibility and sign-count rules of acceptAssertion (which also
+// records the use). The raw credential id, once parsed, is stored in
+// *credID for the caller's failure record. Whether the challenge was
+// derived from the right digest is the caller's check, made before.
+func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, credentialJSON []byte, userID, deviceID string, meta Meta, credID *[]byte) (*airlock.User, *airlock.Device, *airlock.Credential, error) {
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(credentialJSON)
+	if err != nil {
+		return nil, nil, nil, fail(airlock.EINVALID, ReasonParse, err, "malformed assertion response (expected PublicKeyCredential JSON from credential.toJSON())")
+	}
+	if len(parsed.RawID) <= maxCredentialIDLength {
+		*credID = parsed.RawID
+	}
+	if err := s.checkClientData(&parsed.Response.CollectedClientData, protocol.AssertCeremony, sd.Challenge); err != nil {
+		return nil, nil, nil, err
+	}
+	ad := &parsed.Response.AuthenticatorData
+	// UP, UV (required for every bound assertion: W5) and the RP ID hash,
+	// from this assertion.
+	if err := s.checkAuthData(ad); err != nil {
+		return nil, nil, nil, err
+	}
+
+	mu := s.credLock(parsed.RawID)
+	mu.Lock()
+	defer mu.Unlock()
+	cred, err := s.store.FindCredentialByID(ctx, parsed.RawID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCredential, nil, "unknown passkey")
+	} else if err != nil {
+		return nil, nil, nil, storeFail(err, "credential lookup")
+	}
+	// The passkey must be the confirming user's, on the session's device:
+	// another device's or another person's passkey confirms nothing here.
+	if cred.UserID != userID || cred.DeviceID != deviceID {
+		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonWrongCredential, nil, "this passkey is not bound to the signed-in user and device of the request")
+	}
+	u, err := s.store.FindUserByID(ctx, userID)
+	if err != nil {
+		return nil, nil, nil, storeFail(err, "user lookup")
+	}
+	if h := parsed.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, u.Handle) {
+		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
+	}
+	assertedBE := ad.Flags.HasBackupEligible()
+	wc, err := s.wa.ValidateLogin(&waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, *sd, parsed)
+	if err != nil {
+		return nil, nil, nil, libraryFailure(err)
+	}
+	if cred.IsRevoked() {
+		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
+	}
+	if u.Disabled {
+		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	d, err := s.store.FindDeviceByID(ctx, cred.DeviceID)
+	if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonDeviceMissing, nil, "the passkey's device is no longer in the inventory")
+	} else if err != nil {
+		return nil, nil, nil, storeFail(err, "device lookup")
+	}
+	if d.Trust == airlock.TrustRevoked {
+		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonDeviceRevoked, nil, "device %s is revoked", d.Name)
+	}
+	tier, ok := s.effectiveTier(u, cred)
+	if !ok {
+		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
+	}
+	if err := s.acceptAssertion(ctx, u, d, cred, ad, wc, tier, meta); err != nil {
+		return nil, nil, nil, err
+	}
+	return u, d, cred, nil
+}
