@@ -79,6 +79,7 @@ func Facts(in policy.Input, e *policy.Engine) Doc {
 				"outside_window": outside},
 			"session_age_s": in.Session.AgeS, "idle_s": in.Session.IdleS, "uv_age_s": uv, "posture_age_s": posture,
 			"risk_score": int64(d.Risk.Score), "exceptions": effects, "grants": strs(in.Grants),
+			"granted": in.Granted, "grant_roles": strs(in.GrantRoles),
 		},
 		Confirmed: in.Confirmation != nil,
 	}

@@ -123,7 +123,7 @@ func TestSameDecisions(t *testing.T) {
 		}
 		outcomes[p.want.Outcome]++
 	}
-	if outcomes[policy.Allow] == 0 || outcomes[policy.StepUp] == 0 || outcomes[policy.Deny] == 0 {
+	if outcomes[policy.Allow] == 0 || outcomes[policy.StepUp] == 0 || outcomes[policy.Deny] == 0 || outcomes[policy.ApprovalRequired] == 0 {
 		t.Fatalf("cases cover %v", outcomes)
 	}
 }

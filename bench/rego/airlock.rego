@@ -55,6 +55,26 @@ denies contains "airlock-admin-role" if {
 	not "airlock-admin" in input.principal.roles
 }
 
+# --- elevation (50-elevation.cedar)
+
+denies contains "jit-grant-required" if {
+	input.resource.tags.access == "jit"
+	not ctx.granted
+	ctx.action.name != "elevation.request"
+}
+
+denies contains "ssh-no-forwarding" if ctx.action.name in {"ssh.agent_forwarding", "ssh.port_forwarding"}
+
+approvals["elevation-tier0-approval"] := "tier0" if {
+	ctx.action.name == "elevation.request"
+	input.resource.tier == 0
+}
+
+approvals["elevation-tier1-approval"] := "default" if {
+	ctx.action.name == "elevation.request"
+	input.resource.tier == 1
+}
+
 # --- step-ups (20-stepup.cedar, 30-risk.cedar): id → max_age
 
 step_ups["critical-uv-tier0"] := 300 if {
@@ -86,6 +106,8 @@ outcome := "deny" if {
 	count(denies) > 0
 } else := "deny" if {
 	count(permits) == 0
+} else := "approval_required" if {
+	count(approvals) > 0
 } else := "allow" if {
 	count(step_ups) > 0
 	input.confirmed
@@ -102,5 +124,6 @@ decision := {
 	"max_age": max_age,
 	"denies": denies,
 	"step_ups": object.keys(step_ups),
+	"approvals": object.keys(approvals),
 	"permits": permits,
 }
