@@ -10,17 +10,17 @@ import (
 )
 
 const sessionColumns = `id, token_hash, user_id, device_id, credential_id, tier, amr, acr, auth_time,
-	last_seen, last_uv_at, absolute_deadline, idle_timeout, ip, user_agent, created_at, ended_at, end_reason`
+	last_seen, last_uv_at, absolute_deadline, idle_timeout, ip, user_agent, created_at, ended_at, end_reason, key_thumbprint`
 
 // CreateSession inserts s. A session with the same ID or TokenHash is
 // ECONFLICT.
 func (s *Store) CreateSession(ctx context.Context, sess *airlock.Session) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, blob(sess.TokenHash), sess.UserID, sess.DeviceID, blob(sess.CredentialID), int64(sess.Tier),
 		encodeStrings(sess.AMR), sess.ACR, micros(sess.AuthTime), micros(sess.LastSeen), micros(sess.LastUVAt),
 		micros(sess.AbsoluteDeadline), int64(sess.IdleTimeout), sess.IP, sess.UserAgent, micros(sess.CreatedAt),
-		micros(sess.EndedAt), sess.EndReason)
+		micros(sess.EndedAt), sess.EndReason, sess.KeyThumbprint)
 	return dbError("create session", err)
 }
 
@@ -234,7 +234,7 @@ func scanSession(row scanner) (*airlock.Session, error) {
 		created, ended                  int64
 	)
 	if err := row.Scan(&s.ID, &s.TokenHash, &s.UserID, &s.DeviceID, &s.CredentialID, &tier, &amr, &s.ACR,
-		&authTime, &lastSeen, &lastUV, &abs, &idle, &s.IP, &s.UserAgent, &created, &ended, &s.EndReason); err != nil {
+		&authTime, &lastSeen, &lastUV, &abs, &idle, &s.IP, &s.UserAgent, &created, &ended, &s.EndReason, &s.KeyThumbprint); err != nil {
 		return nil, err
 	}
 	s.TokenHash = nonEmpty(s.TokenHash)

@@ -27,6 +27,7 @@ func fullSession(id, userID string, created time.Time) *airlock.Session {
 		IdleTimeout:      time.Hour,
 		IP:               "2001:db8::1",
 		UserAgent:        "Mozilla/5.0 (X11; Linux x86_64)",
+		KeyThumbprint:    "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 		CreatedAt:        created,
 		EndedAt:          created.Add(3 * time.Minute),
 		EndReason:        "logout",

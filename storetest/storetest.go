@@ -128,6 +128,22 @@
 //     DeleteNetworksBefore and DeleteRiskEventsBefore delete strictly
 //     before. HasEarlierSession counts ended sessions too and compares
 //     CreatedAt strictly before.
+//   - Elevation: ListAccessRequests and ListGrants order ties of CreatedAt
+//     by descending ID; ListExpiredAccessRequests and ListGrantsToEnd
+//     order ties by ascending ID; ListApprovals and ListSSHCertificates
+//     order ties in the order the rows were added. Every list is empty,
+//     non-nil when nothing matches, and a limit ≤ 0 means 100.
+//     Approval.Groups, SSHCertificate.Principals and Extensions come back
+//     empty, non-nil when stored nil or empty. Serials use all 64 bits.
+//     CreateAccessRequest refuses an unknown status (EINVALID).
+//     ResolveAccessRequest checks its arguments before anything else
+//     (EINVALID, nothing written): a zero time, a grant with an empty ID,
+//     a grant whose RequestID is not the request's, or a grant with any
+//     status but approved. A failed grant insert (e.g. its ID taken)
+//     leaves the request pending. EndGrant at the zero time is EINVALID.
+//     ListGrants' ActiveAt matches exactly what Grant.IsActive says of the
+//     stored grant, so an ended grant is never active, even at a time
+//     before it ended.
 package storetest
 
 import (
@@ -157,6 +173,7 @@ func Run(t *testing.T, open func(t *testing.T) airlock.Store) {
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
 	t.Run("RateLimit", func(t *testing.T) { testRateLimit(t, open) })
 	t.Run("DecideEdge", func(t *testing.T) { testDecideEdge(t, open) })
+	t.Run("Elevation", func(t *testing.T) { testElevation(t, open) })
 }
 
 // t0 is the suite's reference time: microsecond precision, not on a second.
