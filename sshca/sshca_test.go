@@ -59,6 +59,7 @@ var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	ca    *sshca.CA
+	caKey ed25519.PrivateKey
 	store *fakeStore
 	caPub ssh.PublicKey
 	user  *airlock.User
@@ -73,7 +74,7 @@ func newFixture(t testing.TB, cfg sshca.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: &fakeStore{}}
+	f := &fixture{store: &fakeStore{}, caKey: caKey}
 	if f.ca, err = sshca.New(caKey, f.store, cfg); err != nil {
 		t.Fatal(err)
 	}
