@@ -12,7 +12,7 @@ import (
 )
 
 const sessionColumns = `id, token_hash, user_id, device_id, credential_id, tier, amr, acr, auth_time,
-	last_seen, last_uv_at, absolute_deadline, idle_timeout, ip, user_agent, created_at, ended_at, end_reason`
+	last_seen, last_uv_at, absolute_deadline, idle_timeout, ip, user_agent, created_at, ended_at, end_reason, key_thumbprint`
 
 // sessionExpiry is the SQL for a session's effective deadline, given SQL
 // expressions for its absolute deadline, last-seen time and idle timeout
@@ -30,12 +30,12 @@ func sessionExpiry(abs, seen, idle string) string {
 // ECONFLICT.
 func (s *Store) CreateSession(ctx context.Context, sess *airlock.Session) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, `+
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, `+
 		sessionExpiry("$12::timestamptz", "$10::timestamptz", "$13::bigint")+`)`,
 		sess.ID, blob(sess.TokenHash), sess.UserID, sess.DeviceID, blob(sess.CredentialID), int64(sess.Tier),
 		strs(sess.AMR), sess.ACR, ts(sess.AuthTime), ts(sess.LastSeen), ts(sess.LastUVAt),
 		ts(sess.AbsoluteDeadline), int64(sess.IdleTimeout), sess.IP, sess.UserAgent, ts(sess.CreatedAt),
-		ts(sess.EndedAt), sess.EndReason)
+		ts(sess.EndedAt), sess.EndReason, sess.KeyThumbprint)
 	return dbError("create session", err)
 }
 
@@ -185,7 +185,7 @@ func scanSession(row pgx.Row) (*airlock.Session, error) {
 	)
 	if err := row.Scan(&s.ID, &s.TokenHash, &s.UserID, &s.DeviceID, &s.CredentialID, &tier, &s.AMR, &s.ACR,
 		tsp(&s.AuthTime), tsp(&s.LastSeen), tsp(&s.LastUVAt), tsp(&s.AbsoluteDeadline), &idle, &s.IP,
-		&s.UserAgent, tsp(&s.CreatedAt), tsp(&s.EndedAt), &s.EndReason); err != nil {
+		&s.UserAgent, tsp(&s.CreatedAt), tsp(&s.EndedAt), &s.EndReason, &s.KeyThumbprint); err != nil {
 		return nil, err
 	}
 	s.TokenHash = nonEmpty(s.TokenHash)
