@@ -609,7 +609,14 @@ func fmtDuration(d time.Duration) string {
 	if d <= 0 {
 		return "0s"
 	}
-	return strings.TrimSuffix(strings.Replace(d.String(), "m0s", "m", 1), "h0m")
+	out := d.String() // e.g. "1h30m0s"
+	if t, ok := strings.CutSuffix(out, "m0s"); ok {
+		out = t + "m"
+	}
+	if t, ok := strings.CutSuffix(out, "h0m"); ok {
+		out = t + "h"
+	}
+	return out
 }
 
 type elevateData struct {
