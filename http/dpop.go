@@ -126,7 +126,7 @@ func parseDPoP(proof string) (*dpopProof, error) {
 		if errors.As(err, &ua) {
 			return nil, dpopFail(dpopBadAlg, "alg is not allowed (EdDSA or ES256)")
 		}
-		if strings.Contains(err.Error(), "jwk") {
+		if strings.Contains(strings.ToLower(err.Error()), "jwk") {
 			return nil, dpopFail(dpopBadKey, "the jwk header must be a valid public key")
 		}
 		return nil, dpopFail(dpopMalformed, "not a valid JWS")

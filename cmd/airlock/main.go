@@ -21,6 +21,12 @@ Usage:
   airlock admin bootstrap --reissue [--data DIR | --store URL] [serve's flags]
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock audit export|checkpoint|pubkey|proof|verify ... [--data DIR | --store URL]   (run 'airlock audit help')
+  airlock login [--server URL] [--no-browser]
+  airlock request [--for 30m] --reason "…" [--ticket T] [--no-wait] ROLE@RESOURCE|tier:N
+  airlock approve [--no-browser] REQUEST_ID
+  airlock grants [--all] [--json]
+  airlock end GRANT_ID
+  airlock ssh [--grant ID] [-p PORT] [-o OPTION]... [user@]host [command…]
   airlock version
 `
 
@@ -71,6 +77,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	// A command that ran another program (airlock ssh) exits with its
+	// status; a refusal (a denied request) with its own.
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(stderr, "airlock: %v\n", ee.Err)
+		}
+		return ee.Code
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "airlock: %v\n", err)
