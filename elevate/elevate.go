@@ -5,13 +5,21 @@
 // user marks the task done, when an admin revokes them, or when the
 // session, device, passkey or user they rest on is no longer good.
 //
-// SKELETON: the API below is the contract the HTTP and CLI edges code
-// against (issue 5); the bodies are being written.
+// Every step is audited before it is answered ("elevation.*" events, with
+// the access request in the event's RequestID, the grant in GrantID, the
+// decision in DecisionID); an audit failure fails the step, and a grant
+// whose grant record could not be audited is ended at once. Refusals carry
+// a Reason (ReasonOf) that is also the audit event's reason.
+//
+// The package knows no HTTP: the edges (http, the CLI through it) turn
+// requests into calls of Service.
 package elevate
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"airlock"
@@ -35,6 +43,33 @@ const DefaultRequestTTL = time.Hour
 // without naming one.
 const DefaultRule = "default"
 
+// DefaultRequestsPerHour is how many access requests one user may make per
+// hour (Config.RequestsPerHour).
+const DefaultRequestsPerHour = 20
+
+// Limits on what a requester or approver writes.
+const (
+	MaxReasonLen  = 500 // characters of a request's reason, a denial's reason, an approval's comment
+	MaxTicketLen  = 100 // characters of a ticket id
+	maxRuleSlots  = 16  // approvals a rule may require in all
+	maxScanGrants = 50000
+)
+
+// Notification kinds sent by the service (through Notifier, delivered by
+// the webhook).
+const (
+	// NotifyRequested goes to every eligible approver of a new pending
+	// request.
+	NotifyRequested = "elevation.requested"
+	// NotifyApproved, NotifyDenied and NotifyExpired go to the requester.
+	NotifyApproved = "elevation.approved"
+	NotifyDenied   = "elevation.denied"
+	NotifyExpired  = "elevation.expired"
+	// NotifyRevoked goes to a grant's holder when someone else (an admin)
+	// ends it.
+	NotifyRevoked = "elevation.revoked"
+)
+
 // Quorum is "Min approvals from members of Group" (a group is a user role).
 type Quorum struct {
 	Group string `yaml:"group" json:"group"`
@@ -47,6 +82,37 @@ type Rule struct {
 	AllOf []Quorum `yaml:"all_of" json:"all_of"`
 }
 
+// Validate reports a rule that could never be met or is malformed: no
+// quorum, a quorum without a group or with Min < 1, or more than 16
+// approvals in all.
+func (r Rule) Validate() error {
+	if len(r.AllOf) == 0 {
+		return errors.New("elevate: an approval rule needs at least one quorum (all_of)")
+	}
+	total := 0
+	for i, q := range r.AllOf {
+		if q.Group == "" || q.Min < 1 {
+			return fmt.Errorf("elevate: all_of[%d]: a quorum needs a group and min ≥ 1", i)
+		}
+		total += q.Min
+	}
+	if total > maxRuleSlots {
+		return fmt.Errorf("elevate: the rule requires %d approvals; at most %d are supported", total, maxRuleSlots)
+	}
+	return nil
+}
+
+// Groups returns the rule's groups, each once, in rule order.
+func (r Rule) Groups() []string {
+	var out []string
+	for _, q := range r.AllOf {
+		if !contains(out, q.Group) {
+			out = append(out, q.Group)
+		}
+	}
+	return out
+}
+
 // Config configures the service.
 type Config struct {
 	// Rules are the approval rules by name; the policy's @approval_rule
@@ -57,18 +123,26 @@ type Config struct {
 	Caps [airlock.MaxTier + 1]time.Duration
 	// RequestTTL bounds how long a request stays pending (0: 1 h).
 	RequestTTL time.Duration
+	// RequestsPerHour limits how many requests one user may make per hour,
+	// across replicas (0: DefaultRequestsPerHour).
+	RequestsPerHour int
 	// BaseURL is the public base URL: approval pages are BaseURL/approve/{id}.
 	BaseURL string
 	// DeviceRules judge device compliance (a grant ends when its device
 	// falls out of compliance).
 	DeviceRules device.Rules
+	// Logger reports sweep failures of Run; nil discards them.
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Decider decides requests; *decide.Service satisfies it.
+// Decider decides requests and finds resources; *decide.Service satisfies
+// it.
 type Decider interface {
 	Decide(ctx context.Context, sub decide.Subject, req decide.Request) (*decide.Result, error)
+	// LookupResource finds a resource by name (ENOTFOUND if unknown).
+	LookupResource(ctx context.Context, name string) (*airlock.Resource, error)
 }
 
 // Auditor records audit events durably; *audit.Log satisfies it.
@@ -83,7 +157,8 @@ type Notifier interface {
 }
 
 // Service runs access requests, approvals and grants. It is safe for
-// concurrent use.
+// concurrent use: all state lives in the store, and the store's
+// single-transaction resolution decides races between replicas.
 type Service struct {
 	cfg      Config
 	store    airlock.Store
@@ -91,14 +166,53 @@ type Service struct {
 	passkeys *passkey.Service
 	audit    Auditor
 	notifier Notifier
+	log      *slog.Logger
 }
 
-// New returns a Service. Every dependency is required.
+// New returns a Service. Every dependency is required; the rules must be
+// valid (Rule.Validate), caps positive where set, durations not negative.
 func New(cfg Config, store airlock.Store, decider Decider, passkeys *passkey.Service, audit Auditor, notifier Notifier) (*Service, error) {
-	return &Service{cfg: cfg, store: store, decider: decider, passkeys: passkeys, audit: audit, notifier: notifier}, nil
+	if store == nil || decider == nil || passkeys == nil || audit == nil || notifier == nil {
+		return nil, errors.New("elevate: store, decider, passkeys, auditor and notifier are required")
+	}
+	for name, r := range cfg.Rules {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("elevate: approval rule %q: %w", name, err)
+		}
+	}
+	if cfg.Caps == ([airlock.MaxTier + 1]time.Duration{}) {
+		cfg.Caps = airlock.DefaultGrantCaps
+	}
+	for t, c := range cfg.Caps {
+		if c <= 0 {
+			return nil, fmt.Errorf("elevate: the grant cap of tier %d must be positive", t)
+		}
+	}
+	if cfg.RequestTTL < 0 || cfg.RequestsPerHour < 0 {
+		return nil, errors.New("elevate: request TTL and requests per hour must not be negative")
+	}
+	if cfg.RequestTTL == 0 {
+		cfg.RequestTTL = DefaultRequestTTL
+	}
+	if cfg.RequestsPerHour == 0 {
+		cfg.RequestsPerHour = DefaultRequestsPerHour
+	}
+	if err := cfg.DeviceRules.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, store: store, decider: decider, passkeys: passkeys, audit: audit, notifier: notifier, log: log}, nil
 }
 
-func notYet() error { return airlock.Errorf(airlock.EUNAVAILABLE, "elevate: not implemented yet") }
+// now is the clock at the store's precision (microseconds, UTC), so that a
+// record's times, and the digest computed from them, read back the same.
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // Ask is an access request as the requester states it.
 type Ask struct {
@@ -126,123 +240,109 @@ func (e *StepUpRequired) Error() string {
 	return "elevate: this request needs a passkey confirmation first"
 }
 
-// Request makes an access request from sub's session. The scope must name
-// a known resource (or a valid tier) that the requester's tier may reach;
-// the duration is capped to the scope tier's maximum; the reason is
-// required. The policy engine decides ActionRequest: allow makes the grant
-// at once (ResolvedBy "policy"), approval_required stores a pending request
-// under the named rule and notifies every eligible approver, step_up
-// returns *StepUpRequired, deny an EFORBIDDEN error carrying the reasons.
-// Audited "elevation.requested" (and "elevation.granted").
-func (s *Service) Request(ctx context.Context, sub decide.Subject, ask Ask) (*airlock.AccessRequest, *airlock.Grant, error) {
-	return nil, nil, notYet()
-}
-
-// View is a request with everything an approver must see.
-type View struct {
-	Request   *airlock.AccessRequest `json:"request"`
-	Requester *airlock.User          `json:"requester"`
-	Device    *airlock.Device        `json:"device"`
-	// DeviceCompliant is the requester device's compliance now.
-	DeviceCompliant bool                `json:"device_compliant"`
-	Approvals       []*airlock.Approval `json:"approvals"`
-	// Rule is the approval rule and Missing what it still lacks.
-	Rule    Rule           `json:"rule"`
-	Missing []Quorum       `json:"missing"`
-	Grant   *airlock.Grant `json:"grant,omitempty"`
-}
-
-// Get returns the request with id for viewer: the requester, an eligible
-// approver of its rule, or an admin (else EFORBIDDEN).
-func (s *Service) Get(ctx context.Context, id string, viewer decide.Subject) (*View, error) {
-	return nil, notYet()
-}
-
-// ListRequests returns the requests viewer made and, when pendingToApprove,
-// the pending ones viewer may approve.
-func (s *Service) ListRequests(ctx context.Context, viewer decide.Subject, pendingToApprove bool) ([]*airlock.AccessRequest, error) {
-	return nil, notYet()
-}
-
-// BeginApproval starts the passkey ceremony by which approver approves
-// request id: refused for the requester, for someone in none of the rule's
-// groups, whose tier is below the scope's, or who already approved, and for
-// a request not pending. The challenge is SHA-256(nonce ‖ request digest).
-func (s *Service) BeginApproval(ctx context.Context, id string, approver decide.Subject, meta passkey.Meta) (*passkey.Begin, error) {
-	return nil, notYet()
-}
-
-// FinishApproval completes an approval ceremony: the assertion must be
-// user-verified, by a passkey of approver on approver's session device,
-// over the challenge derived from that very request's digest. The
-// approval is stored; when it completes the rule's quorum, the request is
-// approved and its grant made (returned), in one transaction.
-func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credentialJSON json.RawMessage, approver decide.Subject, comment string, meta passkey.Meta) (*airlock.AccessRequest, *airlock.Grant, error) {
-	return nil, nil, notYet()
-}
-
-// Deny denies pending request id with a reason (required), by an eligible
-// approver (not the requester) or an admin.
-func (s *Service) Deny(ctx context.Context, id string, approver decide.Subject, reason string, meta passkey.Meta) (*airlock.AccessRequest, error) {
-	return nil, notYet()
-}
-
-// Cancel withdraws pending request id; only its requester may.
-func (s *Service) Cancel(ctx context.Context, id string, requester decide.Subject, meta passkey.Meta) (*airlock.AccessRequest, error) {
-	return nil, notYet()
-}
-
-// ActiveGrants returns the grants in force for sub's session: not ended,
-// inside their window, and resting on a live session, a trusted and
-// compliant device, an unrevoked passkey and an enabled user. A grant
-// found resting on something no longer good is ended on the spot (with
-// its reason, audited).
-func (s *Service) ActiveGrants(ctx context.Context, sub decide.Subject) ([]*airlock.Grant, error) {
-	return nil, notYet()
-}
-
-// Grants returns sub's user's grants, newest first, active or not.
-func (s *Service) Grants(ctx context.Context, sub decide.Subject) ([]*airlock.Grant, error) {
-	return nil, notYet()
-}
-
-// UsableGrant returns grant id if it is one of ActiveGrants(sub) (else
-// ENOTFOUND for someone else's grant, EFORBIDDEN/EEXPIRED for one not in
-// force): what SSH certificates and grant tokens are issued from.
-func (s *Service) UsableGrant(ctx context.Context, id string, sub decide.Subject) (*airlock.Grant, error) {
-	return nil, notYet()
-}
-
-// EndGrant ends grant id early: by its holder (reason EndDone) or by an
-// admin (EndRevokedByAdmin). Audited "elevation.ended".
-func (s *Service) EndGrant(ctx context.Context, id string, by decide.Subject, meta passkey.Meta) (*airlock.Grant, error) {
-	return nil, notYet()
-}
-
-// Target names what EndGrantsFor ends grants for; exactly one field set.
-type Target struct {
-	SessionID    string
-	DeviceID     string
-	UserID       string
-	CredentialID []byte
-}
-
-// EndGrantsFor ends every grant resting on t, with reason, at once (the
-// hooks of session end, device trust change, credential revocation, user
-// disablement). actor is a user ID or "system".
-func (s *Service) EndGrantsFor(ctx context.Context, t Target, reason, actor string) error {
-	return notYet()
-}
-
-// Sweep expires pending requests past their ExpiresAt, ends grants past
-// NotAfter, and ends active grants whose session, device, passkey or user
-// is no longer good. It returns how many records it changed.
-func (s *Service) Sweep(ctx context.Context) (int, error) {
-	return 0, notYet()
-}
-
-// Run sweeps every interval until ctx is done.
-func (s *Service) Run(ctx context.Context, interval time.Duration) {}
-
 // ApprovalURL is the page where approvers review request id.
-func (s *Service) ApprovalURL(id string) string { return s.cfg.BaseURL + "/approve/" + id }
+func (s *Service) ApprovalURL(id string) string { return trimSlash(s.cfg.BaseURL) + "/approve/" + id }
+
+// Reason is a machine-readable code for why the service refused something.
+// It is the audit event's Reason and is carried in the returned error
+// (ReasonOf).
+type Reason string
+
+// Refusal reasons. Approval ceremonies refused by package passkey carry
+// passkey's reasons instead (ReasonOf reports them too).
+const (
+	ReasonInvalidSubject     Reason = "invalid_subject"
+	ReasonInvalidScope       Reason = "invalid_scope"
+	ReasonUnknownResource    Reason = "unknown_resource"
+	ReasonTierTooLow         Reason = "tier_too_low"
+	ReasonInvalidReason      Reason = "invalid_reason"
+	ReasonInvalidTicket      Reason = "invalid_ticket"
+	ReasonInvalidDuration    Reason = "invalid_duration"
+	ReasonInvalidComment     Reason = "invalid_comment"
+	ReasonRateLimited        Reason = "rate_limited"
+	ReasonDeviceUntrusted    Reason = "device_untrusted"
+	ReasonDeviceNonCompliant Reason = "device_noncompliant"
+	ReasonSessionEnded       Reason = "session_ended"
+	ReasonUserDisabled       Reason = "user_disabled"
+	ReasonPolicyDeny         Reason = "policy_deny"
+	ReasonStepUpRequired     Reason = "step_up_required"
+	ReasonUnknownRule        Reason = "unknown_rule"
+	ReasonUnknownRequest     Reason = "unknown_request"
+	ReasonSelfApproval       Reason = "self_approval"
+	ReasonNotInGroup         Reason = "not_in_group"
+	ReasonApproverTier       Reason = "approver_tier"
+	ReasonAlreadyApproved    Reason = "already_approved"
+	ReasonNotPending         Reason = "not_pending"
+	ReasonRequestExpired     Reason = "request_expired"
+	ReasonDigestMismatch     Reason = "digest_mismatch"
+	ReasonReasonRequired     Reason = "reason_required"
+	ReasonNotRequester       Reason = "not_requester"
+	ReasonNotAllowed         Reason = "not_allowed"
+	ReasonNotifyFailed       Reason = "notify_failed"
+	ReasonUnknownGrant       Reason = "unknown_grant"
+	ReasonGrantOtherSession  Reason = "grant_other_session"
+	ReasonGrantEnded         Reason = "grant_ended"
+	ReasonGrantExpired       Reason = "grant_expired"
+	ReasonGrantNotYet        Reason = "grant_not_yet_valid"
+)
+
+// refusal is the internal cause inside the *airlock.Error of a refusal.
+// For a policy deny it carries the decision, which the HTTP edge shows
+// (DecisionResult).
+type refusal struct {
+	reason Reason
+	result *decide.Result
+}
+
+func (r *refusal) Error() string { return "elevate: " + string(r.reason) }
+
+// DecisionResult is the policy decision behind a deny (nil otherwise).
+func (r *refusal) DecisionResult() *decide.Result { return r.result }
+
+// refuse returns an *airlock.Error with a client-safe message carrying
+// reason r.
+func refuse(code string, r Reason, format string, args ...any) *airlock.Error {
+	return &airlock.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: &refusal{reason: r}}
+}
+
+// ReasonOf returns the refusal reason carried by err: the service's own,
+// or that of the passkey ceremony; "" if it carries none.
+func ReasonOf(err error) Reason {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return Reason(passkey.ReasonOf(err))
+}
+
+// checkSubject refuses a subject the edge did not fill in.
+func checkSubject(sub decide.Subject) error {
+	if sub.Session == nil || sub.User == nil || sub.Device == nil || sub.Session.UserID != sub.User.ID || sub.Session.DeviceID != sub.Device.ID {
+		return refuse(airlock.EUNAUTHORIZED, ReasonInvalidSubject, "no valid session")
+	}
+	return nil
+}
+
+// isAdmin reports whether sub may act as an Airlock administrator here:
+// the airlock-admin role, enabled, on a tier-0 or tier-1 session (as the
+// admin API requires).
+func isAdmin(sub decide.Subject) bool {
+	return sub.User != nil && sub.Session != nil && !sub.User.Disabled &&
+		contains(sub.User.Roles, airlock.RoleAdmin) && sub.Session.Tier <= 1
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -83,7 +83,8 @@ func (s *Service) BeginApproval(ctx context.Context, c Confirmer, ref string, di
 // FinishApproval completes an approval begun by BeginApproval. It consumes
 // the ceremony first (single use, even on failure) and checks its kind and
 // expiry; refuses it unless it was begun by c (same user, device and
-// session) for ref; asks digestOf for ref's current digest (an error from
+// session) for ref (an empty ref takes the one the ceremony was begun
+// for, reported in Confirmed.Ref); asks digestOf for ref's current digest (an error from
 // it refuses the approval, keeping its code and message) and re-derives the
 // challenge from it, so that a ceremony begun for one request, or a request
 // changed since, cannot be approved; then verifies the assertion like a
@@ -123,7 +124,11 @@ func (s *Service) finishBound(ctx context.Context, kind, ceremonyID string, cred
 		subtle.ConstantTimeCompare([]byte(st.SessionID), []byte(c.SessionID)) != 1 {
 		return nil, fail(airlock.EFORBIDDEN, ReasonWrongConfirmer, nil, "this approval was started by another session; finish it where it was started")
 	}
-	if cer.Ref != ref {
+	if ref == "" {
+		// The caller takes the request the ceremony names; digestOf
+		// decides whether it may still be approved.
+		ref = cer.Ref
+	} else if cer.Ref != ref {
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonRequestBinding, nil, "this passkey ceremony was started for another request")
 	}
 	digest, err := digestOf(ctx, ref)
