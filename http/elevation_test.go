@@ -466,10 +466,10 @@ when { context.action.name == "elevation.request" && resource.name == "ci" };
 	}
 }
 
-// hostile is a reason that tries to disguise itself: markup, a
-// right-to-left override and zero-width characters (control characters,
-// line breaks included, the service refuses outright).
-const hostile = "<script>alert(1)</script> fix \u202Egnp.exe\u200B and\u200Dmore  INC-1"
+// hostile is a reason that tries to disguise itself with markup,
+// zero-width characters, a no-break space and doubled spaces (control and
+// text-direction characters the service refuses outright).
+const hostile = "<script>alert(1)</script> fix\u200Bthis\u00A0now\u200D  INC-1"
 
 // TestElevationPagesEscape: every page that shows a request shows a
 // hostile reason and ticket literally and with its invisible characters
@@ -477,7 +477,20 @@ const hostile = "<script>alert(1)</script> fix \u202Egnp.exe\u200B and\u200Dmore
 func TestElevationPagesEscape(t *testing.T) {
 	e := newEnv(t, withElevation())
 	p := e.elevationPeople()
-	r := e.req("POST", "/v1/elevation/requests", map[string]any{"scope": "dba@db-prod", "duration_s": 1800, "reason": hostile, "ticket": "T-\u202E1"}, p.rita, nil)
+	for _, c := range []struct{ name, reason, ticket string }{
+		{"fail-reason-rtl-override", "fix \u202Egnp.exe", ""},
+		{"fail-reason-line-break", "fix\nINC-1", ""},
+		{"fail-ticket-rtl-isolate", "fix", "T-\u20671"},
+	} {
+		r := e.req("POST", "/v1/elevation/requests", map[string]any{"scope": "dba@db-prod", "duration_s": 1800, "reason": c.reason, "ticket": c.ticket}, p.rita, nil)
+		if r.status != 400 {
+			t.Errorf("%s: %d %s, want 400", c.name, r.status, r.raw)
+		}
+	}
+	// The requester's browser name is theirs to choose too: it reaches the
+	// approval page as well.
+	r := e.req("POST", "/v1/elevation/requests", map[string]any{"scope": "dba@db-prod", "duration_s": 1800, "reason": hostile, "ticket": "T-\u200B1"}, p.rita,
+		map[string]string{"User-Agent": "Mozilla/5.0 \u202Efdp.exe"})
 	if r.status != http.StatusCreated {
 		t.Fatalf("request: %d %s", r.status, r.raw)
 	}
@@ -506,18 +519,19 @@ func TestElevationPagesEscape(t *testing.T) {
 		if !strings.Contains(html, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			t.Errorf("%s %s: the reason's markup is not shown literally", c.who, c.path)
 		}
-		for _, invisible := range []string{"\u202E", "\u200B", "\u200D"} {
+		for _, invisible := range []string{"\u202E", "\u200B", "\u200D", "\u00A0"} {
 			if strings.Contains(html, invisible) {
 				t.Errorf("%s %s: an invisible character %U reaches the page raw", c.who, c.path, []rune(invisible)[0])
 			}
 		}
-		for _, visible := range []string{`\u202egnp.exe\u200b and\u200dmore  INC-1`} {
-			if !strings.Contains(html, visible) {
-				t.Errorf("%s %s: want the escapes %s visible", c.who, c.path, visible)
-			}
+		if visible := `fix\u200bthis\u00a0now\u200d  INC-1`; !strings.Contains(html, visible) {
+			t.Errorf("%s %s: want the escapes %s visible", c.who, c.path, visible)
 		}
-		if strings.HasPrefix(c.path, "/approve/") && !strings.Contains(html, `T-\u202e1`) {
-			t.Errorf("%s %s: the ticket's override is not shown as an escape", c.who, c.path)
+		if !strings.Contains(html, `T-\u200b1`) {
+			t.Errorf("%s %s: the ticket's zero-width space is not shown as an escape", c.who, c.path)
+		}
+		if strings.HasPrefix(c.path, "/approve/") && !strings.Contains(html, `Mozilla/5.0 \u202efdp.exe`) {
+			t.Errorf("%s %s: the browser name's override is not shown as an escape", c.who, c.path)
 		}
 	}
 	approver := page(p.alex, "/approve/"+id)

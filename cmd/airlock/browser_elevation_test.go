@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"airlock/policy"
 )
 
 // setupPerson creates user name (tier, roles) with a compliant managed
@@ -151,5 +153,89 @@ func TestBrowserElevation(t *testing.T) {
 	ended := e.audit("elevation.ended")
 	if len(ended) != 1 || ended[0].GrantID != grant {
 		e.fatalf("want one elevation.ended event for %s, got %d", grant, len(ended))
+	}
+}
+
+// TestBrowserElevationStepUp: when the policy wants a passkey confirmation
+// of the ask itself, the form leads through the step-up page and back to
+// /elevate, which repeats the identical ask with the proof. The approver's
+// page shows a reason with a zero-width space as an escape, not as text
+// that reads like something else.
+func TestBrowserElevationStepUp(t *testing.T) {
+	e, _, token := withAdmin(t)
+	files := policy.DefaultFiles()
+	// Tier-2 scopes are approved by the policy; this one wants a passkey
+	// confirmation of the ask first (a step-up beside an approval rule
+	// would become approval_required).
+	files["90-test-elevation-stepup.cedar"] = []byte(`@id("test-elevation-stepup")
+@decision("step_up")
+@max_age("0")
+@owner("test")
+@review_by("2099-01-01")
+@reason("asking for grafana needs a passkey confirmation of the request")
+forbid (principal, action, resource)
+when { context.action.name == "elevation.request" && resource.name == "grafana" };
+`)
+	set, err := policy.Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m.Engine.Swap(set)
+	rita := e.setupPerson(token, "rita", 1, nil)
+	alex := e.setupPerson(token, "alex", 1, []string{"approvers"})
+
+	ask := func(scope, minutes, reason string) {
+		t.Helper()
+		st := rita.open("/elevate")
+		rita.expectNoError(st)
+		rita.setValue(`#elevate-form input[name="scope"]`, scope)
+		rita.setValue(`#elevate-form select[name="duration_m"]`, minutes)
+		rita.setValue(`#elevate-form input[name="reason"]`, reason)
+		rita.click(`#elevate-submit`)
+	}
+	ask("viewer@grafana", "15", "check the error-rate dashboard")
+	st := rita.waitFor("the step-up page", func(st pageState) bool {
+		return strings.HasPrefix(st.Path, "/stepup/") || strings.HasPrefix(st.Path, "/approve/") || (st.Marked && st.Shown && st.Class == "error")
+	})
+	rita.expectNoError(st)
+	if !strings.HasPrefix(st.Path, "/stepup/") {
+		rita.fatalf("rita: asking for grafana led to %s, want the step-up page", st.Path)
+	}
+	if got := rita.text("stepup-action"); got != "elevation.request" {
+		rita.fatalf("rita: the step-up page confirms %q, want elevation.request", got)
+	}
+	if got := rita.text("stepup-resource"); got != "grafana" {
+		rita.fatalf("rita: the step-up page names resource %q, want grafana", got)
+	}
+	if params := rita.text("stepup-params"); !strings.Contains(params, "viewer@grafana") || !strings.Contains(params, "check the error-rate dashboard") {
+		rita.fatalf("rita: the step-up page's parameters %q do not show the ask", params)
+	}
+	if !rita.has(`#stepup-confirm[data-return="/elevate"]`) {
+		rita.fatalf("rita: the step-up page does not return to /elevate")
+	}
+	rita.click("#stepup-confirm")
+	st = rita.waitFor("the request page after the step-up", func(st pageState) bool {
+		return strings.HasPrefix(st.Path, "/approve/") || (st.Shown && st.Class == "error")
+	})
+	rita.expectNoError(st)
+	if got := rita.text("approve-status"); got != "approved" {
+		rita.fatalf("rita: after the step-up her request is %q, want approved", got)
+	}
+	if !strings.HasPrefix(rita.text("approve-grant"), "grt_") {
+		rita.fatalf("rita: the approved request shows no grant")
+	}
+	if n := len(e.audit("stepup.success")); n != 1 {
+		e.fatalf("want one stepup.success event, got %d", n)
+	}
+
+	// A reason with a zero-width space, as the approver sees it.
+	ask("dba@db-prod", "30", "restart\u200Bnginx on web-1")
+	st = rita.waitFor("rita's request page", func(st pageState) bool { return strings.HasPrefix(st.Path, "/approve/") || st.Shown })
+	rita.expectNoError(st)
+	id := rita.text("approve-id")
+	st = alex.open("/approve/" + id)
+	alex.expectNoError(st)
+	if got, want := alex.text("approve-reason"), `"restart\u200bnginx on web-1"`; got != want {
+		alex.fatalf("alex: #approve-reason = %q, want %q (the zero-width space shown as an escape)", got, want)
 	}
 }
