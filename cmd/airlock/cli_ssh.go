@@ -21,13 +21,17 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-const sshUsage = `airlock ssh [--grant ID] [-p PORT] [-o OPTION]... [user@]host [command…]
+const sshUsage = `airlock ssh [--grant ID] [-p PORT] [-F CONFIG] [-o OPTION]... [user@]host [command…]
 
 Gets a short-lived SSH certificate for an active grant (the only one, or
 --grant) for a fresh key, and runs the system ssh with it. The key and the
 certificate live in a private temporary directory removed afterwards.
 Exits with ssh's status.
 `
+
+// maxCertWait is the longest `airlock ssh` waits for a certificate's
+// valid_after; a later start is left for sshd to judge.
+const maxCertWait = 5 * time.Second
 
 // sshCertView is the answer of POST /v1/grants/{id}/ssh-certificate.
 type sshCertView struct {
@@ -45,6 +49,7 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(stderr, sshUsage); fs.PrintDefaults() }
 	grantID := fs.String("grant", "", "the grant to use (default: the only active one)")
 	port := fs.Int("p", 0, "port to connect to on the remote host (passed to ssh)")
+	sshConfig := fs.String("F", "", "ssh configuration file (passed to ssh)")
 	var opts multiFlag
 	fs.Var(&opts, "o", "an ssh option, e.g. -o StrictHostKeyChecking=yes (repeatable; passed to ssh)")
 	sshProg := fs.String("ssh", envOr("AIRLOCK_SSH", "ssh"), "the ssh program to run (env AIRLOCK_SSH)")
@@ -92,6 +97,12 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "Certificate %s (serial %d) for %s, valid until %s.\n", cert.KeyID, cert.Serial,
 		strings.Join(cert.Principals, ","), cert.ValidBefore.Local().Format("15:04:05"))
+	// A certificate never starts before its grant, in whole seconds
+	// rounded up: one for a grant made a moment ago starts up to a second
+	// from now, and sshd would refuse it as "not yet valid" until then.
+	if wait := time.Until(cert.ValidAfter); wait > 0 && wait <= maxCertWait {
+		time.Sleep(wait)
+	}
 
 	dir, err := os.MkdirTemp("", "airlock-ssh-")
 	if err != nil {
@@ -115,6 +126,9 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	}
 
 	sshArgs := []string{"-i", keyPath, "-o", "CertificateFile=" + certPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"}
+	if *sshConfig != "" {
+		sshArgs = append([]string{"-F", *sshConfig}, sshArgs...)
+	}
 	if *port != 0 {
 		sshArgs = append(sshArgs, "-p", strconv.Itoa(*port))
 	}
@@ -145,21 +159,18 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// pickGrant returns the grant named id, or the only active one.
+// pickGrant returns the grant named id — as is: whether it may be used is
+// for the server to say when asked for a certificate — or else the only
+// grant in force for this login.
 func pickGrant(c *cliClient, id string) (*grantView, error) {
+	if id != "" {
+		return &grantView{ID: id}, nil
+	}
 	var out struct {
 		Grants []grantView `json:"grants"`
 	}
 	if err := c.call("GET", "/v1/grants?active=1", nil, &out); err != nil {
 		return nil, err
-	}
-	if id != "" {
-		for i := range out.Grants {
-			if out.Grants[i].ID == id {
-				return &out.Grants[i], nil
-			}
-		}
-		return nil, fmt.Errorf("grant %s is not active for this login (airlock grants lists those that are)", id)
 	}
 	switch len(out.Grants) {
 	case 0:
