@@ -108,22 +108,41 @@ func New(key ed25519.PrivateKey, cfg Config) (*Issuer, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
-	pub := jose.JSONWebKey{Key: key.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
-	tp, err := pub.Thumbprint(crypto.SHA256)
+	kid, jwks, err := publicJWKS(key.Public().(ed25519.PublicKey))
 	if err != nil {
-		return nil, fmt.Errorf("granttoken: thumbprint: %w", err)
+		return nil, err
 	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
-	if err != nil {
-		return nil, fmt.Errorf("granttoken: jwks: %w", err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: pub.KeyID}},
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
 		(&jose.SignerOptions{}).WithType(Type))
 	if err != nil {
 		return nil, fmt.Errorf("granttoken: %w", err)
 	}
-	return &Issuer{cfg: cfg, kid: pub.KeyID, signer: signer, jwks: jwks}, nil
+	return &Issuer{cfg: cfg, kid: kid, signer: signer, jwks: jwks}, nil
+}
+
+// PublicJWKS is the JSON Web Key Set an Issuer with the private half of pub
+// publishes: one OKP key with use "sig", alg "EdDSA" and its RFC 7638
+// thumbprint as kid.
+func PublicJWKS(pub ed25519.PublicKey) ([]byte, error) {
+	_, jwks, err := publicJWKS(pub)
+	return jwks, err
+}
+
+func publicJWKS(pub ed25519.PublicKey) (kid string, jwks []byte, err error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return "", nil, errors.New("granttoken: not an Ed25519 public key")
+	}
+	jwk := jose.JSONWebKey{Key: pub, Algorithm: string(jose.EdDSA), Use: "sig"}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", nil, fmt.Errorf("granttoken: thumbprint: %w", err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
+	if err != nil {
+		return "", nil, fmt.Errorf("granttoken: jwks: %w", err)
+	}
+	return jwk.KeyID, jwks, nil
 }
 
 // KeyID is the signing key's id: its RFC 7638 SHA-256 thumbprint,

@@ -184,6 +184,7 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 				}
 			}
 			cfg.Audit.resolvePaths(base)
+			cfg.resolveSSHPaths(base)
 			for t := range cfg.Tiers {
 				for i, root := range cfg.Tiers[t].AttestationRoots {
 					if !filepath.IsAbs(root) {
