@@ -551,3 +551,21 @@ func TestElevationPagesEscape(t *testing.T) {
 		t.Errorf("an outsider's approval page: %d (showing the request: %v), want 403 without it", outsider.status, strings.Contains(string(outsider.raw), "alert(1)"))
 	}
 }
+
+// TestElevationApprovalBeginRateLimited: approval ceremony starts count
+// against the per-address ceremony limit like every other begin.
+func TestElevationApprovalBeginRateLimited(t *testing.T) {
+	e := newEnv(t, withElevation(func(s *airhttp.Server) { s.BeginPerMinute = 2 }))
+	admin, _ := e.bootstrapAdmin()
+	tok, _, _ := e.person(admin, "alex", 1, []string{"approvers"}, passkeytest.Flags{})
+	for i, want := range []int{404, 404, http.StatusTooManyRequests} {
+		r := e.req("POST", "/v1/approval/begin", map[string]any{"request": "req_nope"}, tok, nil)
+		if r.status != want {
+			t.Fatalf("begin #%d: %d %s, want %d", i+1, r.status, r.raw, want)
+		}
+	}
+	e.clock.Add(time.Minute)
+	if r := e.req("POST", "/v1/approval/begin", map[string]any{"request": "req_nope"}, tok, nil); r.status != 404 {
+		t.Fatalf("begin a minute later: %d, want 404", r.status)
+	}
+}
