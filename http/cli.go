@@ -326,3 +326,26 @@ func (s *Server) cliToken(r *http.Request, ev *airlock.AuditEvent) (map[string]a
 		"user":       userView(a.User),
 	}, sess, nil
 }
+
+// stepUpSession is the session on whose behalf the caller's session a runs
+// the step-up ceremony of transaction txID: a's own, or — when the
+// transaction belongs to a live key-bound CLI session of the same user on
+// the same device — that CLI session. A terminal cannot show a passkey
+// prompt: the person confirms the CLI's request in their browser (the page
+// shows exactly what) and gives the single-use proof to the CLI, whose
+// session alone can redeem it. Anything else stays a's own session, and
+// the ceremony refuses a transaction of another session as before.
+func (s *Server) stepUpSession(ctx context.Context, a *authn, txID string) string {
+	if txID == "" || a.Session.KeyThumbprint != "" {
+		return a.Session.ID
+	}
+	t, err := s.Store.FindStepUpByID(ctx, txID)
+	if err != nil || t.SessionID == a.Session.ID {
+		return a.Session.ID
+	}
+	cli, err := s.Store.FindSessionByID(ctx, t.SessionID)
+	if err != nil || cli.KeyThumbprint == "" || !cli.IsLive(s.Now()) || cli.UserID != a.User.ID || cli.DeviceID != a.Session.DeviceID {
+		return a.Session.ID
+	}
+	return cli.ID
+}

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -20,6 +21,7 @@ import (
 	"airlock"
 	"airlock/dpop"
 	airhttp "airlock/http"
+	"airlock/passkey/passkeytest"
 )
 
 // cliKey is the CLI's key pair as `airlock login` makes it.
@@ -537,4 +539,82 @@ func (e *env) reqMulti(method, path, token string, proofs []string) resp {
 	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
 	_ = json.Unmarshal(raw, &out.body)
 	return out
+}
+
+// TestCLIStepUpConfirmedInBrowser: a step-up the policy wants of a CLI
+// session is confirmed in the browser of the same user on the same device,
+// and only the CLI session can redeem the proof.
+func TestCLIStepUpConfirmedInBrowser(t *testing.T) {
+	e := newEnv(t, nil)
+	admin, _ := e.bootstrapAdmin()
+	fay, fayKey, _ := e.person(admin, "fay", 0, nil, passkeytest.Flags{})
+	k := newCLIKey(t)
+	cli, _ := e.cliLogin(fay, k)
+	body := func(proof string) map[string]any {
+		b := map[string]any{"action": "payments.transfer", "resource": "payments", "params": rawJSON([]byte(transfer))}
+		if proof != "" {
+			b["stepup"] = proof
+		}
+		return b
+	}
+	r := e.dpopReq("POST", "/v1/decide", body(""), cli, e.proof(k, "POST", "/v1/decide", cli, nil))
+	if r.status != 200 || r.body["decision"] != "step_up" {
+		t.Fatalf("decide: %d %s", r.status, r.raw)
+	}
+	txn := r.body["step_up"].(map[string]any)["transaction"].(string)
+
+	finish := func(tok string, withTx bool) resp {
+		b := e.req("POST", "/v1/stepup/begin", map[string]any{"transaction": txn}, tok, nil)
+		if b.status != 200 {
+			return b
+		}
+		cred, err := fayKey.Assert(e.origin, mustJSON(b.body["publicKey"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/v1/stepup/finish"
+		if withTx {
+			path += "?transaction=" + txn
+		}
+		return e.req("POST", path, map[string]any{"ceremony": b.body["ceremony"], "credential": rawJSON(cred)}, tok, nil)
+	}
+	t.Run("fail-another-users-browser", func(t *testing.T) {
+		if r := e.req("POST", "/v1/stepup/begin", map[string]any{"transaction": txn}, admin, nil); r.status != 403 {
+			t.Fatalf("begin by another user: %d %s", r.status, r.raw)
+		}
+		if p := e.req("GET", "/stepup/"+txn, nil, admin, nil); p.status != 403 {
+			t.Fatalf("page for another user: %d", p.status)
+		}
+	})
+	t.Run("fail-finish-not-naming-the-transaction", func(t *testing.T) {
+		if r := finish(fay, false); r.status != 403 {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	if p := e.req("GET", "/stepup/"+txn, nil, fay, nil); p.status != 200 || !bytes.Contains(p.raw, []byte("payments.transfer")) {
+		t.Fatalf("page for the CLI's user: %d", p.status)
+	}
+	f := finish(fay, true)
+	if f.status != 200 || f.body["proof"] == nil {
+		t.Fatalf("finish: %d %s", f.status, f.raw)
+	}
+	proof := f.body["proof"].(string)
+	t.Run("fail-browser-redeems-the-cli-proof", func(t *testing.T) {
+		r := e.req("POST", "/v1/decide", body(proof), fay, nil)
+		if r.status == 200 && r.body["decision"] == "allow" {
+			t.Fatalf("the browser session redeemed the CLI's proof: %s", r.raw)
+		}
+	})
+	// The browser's failed attempt spent the proof (a proof is spent on its
+	// first presentation); confirm again and redeem from the CLI.
+	r = e.dpopReq("POST", "/v1/decide", body(""), cli, e.proof(k, "POST", "/v1/decide", cli, nil))
+	txn = r.body["step_up"].(map[string]any)["transaction"].(string)
+	f = finish(fay, true)
+	if f.status != 200 {
+		t.Fatalf("finish: %d %s", f.status, f.raw)
+	}
+	r = e.dpopReq("POST", "/v1/decide", body(f.body["proof"].(string)), cli, e.proof(k, "POST", "/v1/decide", cli, nil))
+	if r.status != 200 || r.body["decision"] != "allow" {
+		t.Fatalf("CLI redeems: %d %s", r.status, r.raw)
+	}
 }

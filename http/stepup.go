@@ -24,7 +24,7 @@ func (s *Server) handleStepUpBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := sessionFrom(r.Context())
-	b, err := s.Passkeys.BeginStepUp(r.Context(), req.Transaction, a.Session.ID, s.meta(r))
+	b, err := s.Passkeys.BeginStepUp(r.Context(), req.Transaction, s.stepUpSession(r.Context(), a, req.Transaction), s.meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -51,7 +51,11 @@ func (s *Server) handleStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	a := sessionFrom(r.Context())
 	m := s.meta(r)
-	res, err := s.Passkeys.FinishStepUp(r.Context(), req.Ceremony, req.Credential, a.Session.ID, m)
+	// ?transaction= names the transaction when the browser confirms one
+	// of its user's CLI sessions (stepUpSession); the ceremony still
+	// checks that it is the one it was begun for.
+	sid := s.stepUpSession(r.Context(), a, r.URL.Query().Get("transaction"))
+	res, err := s.Passkeys.FinishStepUp(r.Context(), req.Ceremony, req.Credential, sid, m)
 	s.logins.WithLabelValues("stepup", outcome(err)).Inc()
 	if err != nil {
 		s.writeError(w, r, err)
@@ -100,7 +104,7 @@ func (s *Server) pageStepUp(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, statusOf(airlock.ErrorCode(err)), "stepup", page{Title: title, Auth: a, Error: airlock.ErrorMessage(err)})
 		return
 	}
-	if t.SessionID != a.Session.ID {
+	if t.SessionID != a.Session.ID && s.stepUpSession(r.Context(), a, t.ID) != t.SessionID {
 		s.render(w, r, http.StatusForbidden, "stepup", page{Title: title, Auth: a,
 			Error: "This confirmation belongs to another session. Open it in the browser session the request came from (sign in there again if it ended)."})
 		return

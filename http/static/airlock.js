@@ -61,7 +61,7 @@ async function stepUp(transaction) {
   const begin = await api("POST", "/v1/stepup/begin", { transaction });
   const options = PublicKeyCredential.parseRequestOptionsFromJSON(begin.publicKey);
   const cred = await navigator.credentials.get({ publicKey: options });
-  const res = await api("POST", "/v1/stepup/finish", { ceremony: begin.ceremony, credential: cred.toJSON() });
+  const res = await api("POST", "/v1/stepup/finish?transaction=" + encodeURIComponent(transaction), { ceremony: begin.ceremony, credential: cred.toJSON() });
   return res.proof;
 }
 
