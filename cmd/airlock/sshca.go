@@ -32,6 +32,7 @@ loopback only).
 
 const grantUsage = `Usage:
   airlock grant verify [--jwks FILE | --server URL | --data DIR | --config FILE] [--aud RESOURCE] TOKEN
+  airlock grant jwks [--data DIR | --config FILE]
 
 Verifies a grant token offline and prints its claims as JSON. The key set is
 the JWKS file (a copy of GET /v1/jwks: works with no network), else fetched
@@ -40,6 +41,9 @@ from --server, else derived from the local signing key
 (or "tier:N") the token must be for. TOKEN "-" reads the token from stdin
 (keeps it out of the process list). Exits non-zero with the reason when the
 token is refused.
+
+jwks prints, on the server host, the key set of the local signing key (what
+GET /v1/jwks serves): to hand to offline verifiers, or to prepare a rotation.
 `
 
 func cmdSSHCA(args []string, stdout, stderr io.Writer) error {
@@ -99,7 +103,11 @@ func cmdGrant(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	if args[0] != "verify" {
+	switch args[0] {
+	case "verify":
+	case "jwks":
+		return cmdGrantJWKS(args[1:], stdout, stderr)
+	default:
 		return fmt.Errorf("grant: unknown command %q (run 'airlock grant help')", args[0])
 	}
 	fs := flag.NewFlagSet("grant verify", flag.ContinueOnError)
@@ -171,6 +179,33 @@ func cmdGrant(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
 	fmt.Fprintf(stderr, "valid: grant %s of %s for %q until %s\n", c.GrantID, c.Name, c.Audience, c.ExpiresAt().Local().Format(time.RFC3339))
+	return nil
+}
+
+// cmdGrantJWKS is `airlock grant jwks`: the local signing key's key set.
+func cmdGrantJWKS(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("grant jwks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	resolve := configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("grant jwks: no arguments expected (flags go before arguments)")
+	}
+	cfg, err := resolve()
+	if err != nil {
+		return err
+	}
+	key, err := (&Main{}).loadGrantTokenKey(cfg, false)
+	if err != nil {
+		return fmt.Errorf("grant jwks: %w (the key is made when serve first starts)", err)
+	}
+	jwks, err := granttoken.PublicJWKS(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", jwks)
 	return nil
 }
 

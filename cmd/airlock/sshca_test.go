@@ -151,6 +151,15 @@ func TestGrantVerifyCLI(t *testing.T) {
 		})
 	}
 
+	t.Run("ok-jwks-command", func(t *testing.T) {
+		out, errOut, code := runCLI(t, "grant", "jwks", "--data", dir)
+		if code != 0 || strings.TrimSpace(out) != string(iss.JWKS()) {
+			t.Errorf("grant jwks: %d %q %q, want %s", code, out, errOut, iss.JWKS())
+		}
+		if _, _, code := runCLI(t, "grant", "jwks", "--data", t.TempDir()); code == 0 {
+			t.Error("grant jwks without a key succeeded")
+		}
+	})
 	t.Run("ok-token-from-stdin", func(t *testing.T) {
 		old := stdin
 		defer func() { stdin = old }()
