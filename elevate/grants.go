@@ -277,6 +277,20 @@ func (s *Service) EndGrantsFor(ctx context.Context, t Target, reason, actor stri
 	return nil
 }
 
+// SessionsEnded ends the grants of sessions that just ended, with reason
+// EndSessionEnded (the session's own reason is in its "session.ended"
+// event). It is the session manager's end hook (session.EndHook), so that
+// a logout, a revocation or an expiry ends the session's grants at once.
+func (s *Service) SessionsEnded(ctx context.Context, sessionIDs []string, reason, actor string) error {
+	var errs []error
+	for _, id := range sessionIDs {
+		if err := s.EndGrantsFor(ctx, Target{SessionID: id}, airlock.EndSessionEnded, actor); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // sweepBatch is how many records one sweep query handles.
 const sweepBatch = 100
 

@@ -7,6 +7,7 @@ import (
 	"airlock"
 	"airlock/decide"
 	"airlock/passkey"
+	"airlock/session"
 )
 
 // granted is alice holding an active grant on viewer@grafana (auto-approved,
@@ -274,4 +275,16 @@ func TestSubjectRequired(t *testing.T) {
 			t.Errorf("ActiveGrants with %+v: %v", sub, err)
 		}
 	}
+}
+
+// TestSessionEndHook: wired as the session manager's end hook, a logout
+// ends the session's grants at once.
+func TestSessionEndHook(t *testing.T) {
+	h, alice, g := granted(t)
+	m := session.New(session.Config{Now: h.clk.Now}, h.store, h.aud)
+	m.OnEnd(h.svc.SessionsEnded)
+	if err := m.End(h.ctx, alice.sess, "logout", alice.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.wantEnded(t, g.ID, airlock.EndSessionEnded, alice.user.ID)
 }

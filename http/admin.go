@@ -1,7 +1,9 @@
 package http
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -10,6 +12,7 @@ import (
 
 	"airlock"
 	"airlock/device"
+	"airlock/elevate"
 )
 
 var (
@@ -287,7 +290,12 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 		if !u.Disabled {
 			reason = "tier_changed"
 		}
-		endErr = s.Sessions.EndUser(r.Context(), u.ID, reason, a.User.ID)
+		if u.Disabled {
+			// Grants first, so that they end as the user's (the sessions'
+			// end hook would end them as session_ended).
+			endErr = s.endGrants(r.Context(), elevate.Target{UserID: u.ID}, airlock.EndUserDisabled, a.User.ID)
+		}
+		endErr = errors.Join(endErr, s.Sessions.EndUser(r.Context(), u.ID, reason, a.User.ID))
 	}
 	if err := s.record(r, airlock.AuditEvent{Type: "user.updated", Subject: u.ID, UserID: u.ID, Details: map[string]any{
 		"before": map[string]any{"tier": int(before.Tier), "kind": before.Kind, "roles": before.Roles, "disabled": before.Disabled, "window": before.Window},
@@ -437,8 +445,11 @@ func (s *Server) handleUpdateDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var endErr error
+	if before.Trust == airlock.TrustTrusted && d.Trust != airlock.TrustTrusted {
+		endErr = s.endGrants(r.Context(), elevate.Target{DeviceID: d.ID}, airlock.EndDeviceUntrusted, sessionFrom(r.Context()).User.ID)
+	}
 	if d.Trust == airlock.TrustRevoked && before.Trust != airlock.TrustRevoked {
-		endErr = s.Sessions.EndDevice(r.Context(), d.ID, "device_revoked", sessionFrom(r.Context()).User.ID)
+		endErr = errors.Join(endErr, s.Sessions.EndDevice(r.Context(), d.ID, "device_revoked", sessionFrom(r.Context()).User.ID))
 	}
 	typ := "device.updated"
 	if before.Trust != d.Trust {
@@ -492,10 +503,18 @@ func (s *Server) handleReportPosture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := device.Evaluate(d, s.DeviceRules, now)
+	var endErr error
+	if !c.Compliant {
+		endErr = s.endGrants(r.Context(), elevate.Target{DeviceID: d.ID}, airlock.EndDeviceNonCompliant, a.User.ID)
+	}
 	if err := s.record(r, airlock.AuditEvent{Type: "device.posture_reported", Subject: d.ID, DeviceID: d.ID, Details: map[string]any{
 		"posture": p, "compliant": c.Compliant, "noncompliance": c.Reasons,
 	}}); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if endErr != nil {
+		s.writeError(w, r, endErr)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.deviceView(d))
@@ -618,7 +637,8 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, err)
 		return
 	}
-	endErr := s.Sessions.EndUser(r.Context(), owner.ID, "credential_revoked", a.User.ID)
+	endErr := errors.Join(s.endGrants(r.Context(), elevate.Target{CredentialID: id}, airlock.EndCredentialRevoked, a.User.ID),
+		s.Sessions.EndUser(r.Context(), owner.ID, "credential_revoked", a.User.ID))
 	if err := s.record(r, airlock.AuditEvent{Type: "credential.revoked", Subject: b64(id), UserID: owner.ID,
 		DeviceID: c.DeviceID, CredentialID: b64(id)}); err != nil {
 		s.writeError(w, r, err)
@@ -630,4 +650,13 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request) 
 	}
 	c.RevokedAt = s.Now().UTC()
 	writeJSON(w, http.StatusOK, credentialView(c))
+}
+
+// endGrants ends the elevation grants resting on t with reason (issue 5's
+// revocation hooks), when the elevation service is wired.
+func (s *Server) endGrants(ctx context.Context, t elevate.Target, reason, actor string) error {
+	if s.Elevation == nil {
+		return nil
+	}
+	return s.Elevation.EndGrantsFor(ctx, t, reason, actor)
 }

@@ -12,6 +12,7 @@ import (
 
 	"airlock"
 	"airlock/device"
+	"airlock/elevate"
 	"airlock/pep"
 	"airlock/session"
 )
@@ -150,6 +151,7 @@ func (s *Server) sessionBasis(ctx context.Context, sess *airlock.Session) (*auth
 		return nil, err
 	}
 	if user.Disabled {
+		_ = s.endGrants(ctx, elevate.Target{SessionID: sess.ID}, airlock.EndUserDisabled, "system")
 		_ = s.Sessions.End(ctx, sess, "user_disabled", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "account disabled")
 	}
@@ -158,6 +160,7 @@ func (s *Server) sessionBasis(ctx context.Context, sess *airlock.Session) (*auth
 		return nil, err
 	}
 	if dev.Trust == airlock.TrustRevoked {
+		_ = s.endGrants(ctx, elevate.Target{SessionID: sess.ID}, airlock.EndDeviceUntrusted, "system")
 		_ = s.Sessions.End(ctx, sess, "device_revoked", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "this device's trust was revoked")
 	}
@@ -168,6 +171,7 @@ func (s *Server) sessionBasis(ctx context.Context, sess *airlock.Session) (*auth
 		return nil, err
 	}
 	if cred == nil || cred.IsRevoked() {
+		_ = s.endGrants(ctx, elevate.Target{SessionID: sess.ID}, airlock.EndCredentialRevoked, "system")
 		_ = s.Sessions.End(ctx, sess, "credential_revoked", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "the passkey of this session was revoked")
 	}

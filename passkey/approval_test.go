@@ -395,3 +395,26 @@ func TestBeginApprovalRefused(t *testing.T) {
 		wantErr(t, err, airlock.EINVALID, ReasonWrongConfirmer)
 	})
 }
+
+// TestApprovalRefFromCeremony: with no ref named, the ceremony's own ref
+// is checked through digestOf and reported.
+func TestApprovalRefFromCeremony(t *testing.T) {
+	f := newApproval(t)
+	id, opt := f.begin(t, "req-B")
+	resp, err := f.auth.Assert(testOrigin, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	digestOf := func(ctx context.Context, ref string) ([]byte, error) {
+		asked = append(asked, ref)
+		return f.digestOf(ctx, ref)
+	}
+	got, err := f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "", digestOf, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Ref != "req-B" || len(asked) != 1 || asked[0] != "req-B" {
+		t.Fatalf("confirmed ref %q, digestOf asked for %v", got.Ref, asked)
+	}
+}

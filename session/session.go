@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	"airlock"
@@ -51,6 +52,27 @@ type Manager struct {
 	cfg   Config
 	store airlock.SessionStore
 	audit Auditor
+	onEnd EndHook
+}
+
+// EndHook runs after sessions ended (logout, revocation, a deadline, the
+// sessions of a user or a device ended together), with their ids, the
+// reason and the actor (a user ID or "system"). Elevation grants, which
+// belong to the session that requested them, end through it.
+type EndHook func(ctx context.Context, sessionIDs []string, reason, actor string) error
+
+// OnEnd registers f to run after every session end. Register it while
+// wiring, before the Manager is used. f's error is returned by the call
+// that ended the sessions (they have ended all the same); a nil f removes
+// the hook.
+func (m *Manager) OnEnd(f EndHook) { m.onEnd = f }
+
+// ended runs the end hook, if any, for sessions just ended.
+func (m *Manager) ended(ctx context.Context, ids []string, reason, actor string) error {
+	if m.onEnd == nil || len(ids) == 0 {
+		return nil
+	}
+	return m.onEnd(ctx, ids, reason, actor)
 }
 
 // New returns a Manager. Zero limits in cfg (and a zero SharedStation) are
@@ -277,10 +299,11 @@ func (m *Manager) end(ctx context.Context, s *airlock.Session, reason, actor str
 	if reason == "absolute_timeout" || reason == "idle_timeout" {
 		typ = "session.expired"
 	}
-	return m.audit.Record(ctx, airlock.AuditEvent{
+	err := m.audit.Record(ctx, airlock.AuditEvent{
 		Type: typ, Actor: actor, Subject: s.ID, Reason: reason, UserID: s.UserID, SessionID: s.ID, DeviceID: s.DeviceID,
 		CredentialID: base64.RawURLEncoding.EncodeToString(s.CredentialID),
 	})
+	return errors.Join(err, m.ended(ctx, []string{s.ID}, reason, actor))
 }
 
 // EndUser ends every live session of userID (user disabled, credential
@@ -290,7 +313,7 @@ func (m *Manager) EndUser(ctx context.Context, userID, reason, actor string) err
 	if err != nil {
 		return err
 	}
-	return m.auditEnded(ctx, ids, reason, actor)
+	return errors.Join(m.auditEnded(ctx, ids, reason, actor), m.ended(ctx, ids, reason, actor))
 }
 
 // EndDevice ends every live session on deviceID (the device lost its
@@ -300,7 +323,7 @@ func (m *Manager) EndDevice(ctx context.Context, deviceID, reason, actor string)
 	if err != nil {
 		return err
 	}
-	return m.auditEnded(ctx, ids, reason, actor)
+	return errors.Join(m.auditEnded(ctx, ids, reason, actor), m.ended(ctx, ids, reason, actor))
 }
 
 // auditEnded records "session.ended" for sessions just ended, with every

@@ -102,6 +102,8 @@ func (m *Main) elevation(cfg Config, origins []string) error {
 		return err
 	}
 	m.Elevation = svc
+	// A session's grants end with it (logout, revocation, expiry).
+	m.Sessions.OnEnd(svc.SessionsEnded)
 	// Decisions see the session's active grants (jit resources).
 	m.Decide.Grants = svc
 	return nil
