@@ -125,19 +125,9 @@ func cmdRequest(args []string, stdout, stderr io.Writer) error {
 	}
 	body := map[string]any{"scope": scope, "duration_s": int64(*dur / time.Second), "reason": *reason, "ticket": *ticket}
 	var created createdView
-	err = c.call("POST", "/v1/elevation/requests", body, &created)
-	var su *stepUpNeeded
-	if errors.As(err, &su) {
-		// RFC 9470: the policy wants this very request confirmed with a
-		// passkey first; confirm, then repeat it once with the proof.
-		proof, cerr := (&client{errOut: stderr, in: c.in}).confirm(su.ch)
-		if cerr != nil {
-			return cerr
-		}
-		body["stepup"] = proof
-		err = c.call("POST", "/v1/elevation/requests", body, &created)
-	}
-	if err != nil {
+	// RFC 9470: the policy may want this very request confirmed with a
+	// passkey first; it is repeated once with the proof.
+	if err := c.callConfirmed("POST", "/v1/elevation/requests", body, &created); err != nil {
 		return requestError(err)
 	}
 	q := created.Request

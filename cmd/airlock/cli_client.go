@@ -255,6 +255,28 @@ func (c *cliClient) answer(resp *http.Response, data []byte, out any) error {
 	return nil
 }
 
+// callConfirmed is call that meets an RFC 9470 challenge the way `airlock
+// admin` does: the person confirms this very request with their passkey in
+// the browser (the step-up page accepts a CLI session's transaction from a
+// browser session of the same user on the same device), pastes the proof,
+// and the identical request is repeated once with it (Airlock-StepUp).
+func (c *cliClient) callConfirmed(method, path string, body, out any) error {
+	err := c.call(method, path, body, out)
+	var su *stepUpNeeded
+	if !errors.As(err, &su) {
+		return err
+	}
+	proof, err := (&client{errOut: c.errOut, in: c.in}).confirm(su.ch)
+	if err != nil {
+		return err
+	}
+	resp, data, err := c.send(method, path, body, map[string]string{pep.HeaderStepUp: proof})
+	if err != nil {
+		return err
+	}
+	return c.answer(resp, data, out)
+}
+
 // stepUpNeeded is an RFC 9470 challenge answer.
 type stepUpNeeded struct{ ch *pep.ChallengeBody }
 

@@ -89,7 +89,7 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	}
 	var cert sshCertView
 	body := map[string]any{"public_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), "forward_agent": false, "forward_ports": false}
-	if err := c.call("POST", "/v1/grants/"+url.PathEscape(g.ID)+"/ssh-certificate", body, &cert); err != nil {
+	if err := c.callConfirmed("POST", "/v1/grants/"+url.PathEscape(g.ID)+"/ssh-certificate", body, &cert); err != nil {
 		return fmt.Errorf("no SSH certificate for grant %s: %w", g.ID, err)
 	}
 	if cert.Certificate == "" {

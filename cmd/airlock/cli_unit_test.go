@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"airlock/pep"
 )
 
 // TestCLIStateAndCallback: the state file is private and checked, an
@@ -139,5 +144,38 @@ func TestResolveServer(t *testing.T) {
 		if _, err := resolveServer(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestCLIStepUpRepeatsOnce: an RFC 9470 challenge is shown, the proof read
+// from the person, and the identical request repeated once with it (and a
+// fresh DPoP proof); a second challenge is not met again.
+func TestCLIStepUpRepeatsOnce(t *testing.T) {
+	var calls []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls = append(calls, r.Header.Clone())
+		if r.Header.Get(pep.HeaderStepUp) == "proof-1" {
+			_, _ = w.Write([]byte(`{"id":"ok"}`))
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_user_authentication", max_age="0"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"insufficient_user_authentication","message":"confirm"},"transaction":"stp_1","step_up_url":"http://x/stepup/stp_1"}`))
+	}))
+	defer srv.Close()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	var errOut strings.Builder
+	c := &cliClient{st: &cliState{Server: srv.URL, Token: "tok"}, key: priv, http: srv.Client(), errOut: &errOut, in: strings.NewReader("proof-1\n"), now: time.Now}
+	var out struct{ ID string }
+	if err := c.callConfirmed("POST", "/v1/x", map[string]any{"a": 1}, &out); err != nil || out.ID != "ok" {
+		t.Fatalf("%v %+v", err, out)
+	}
+	if len(calls) != 2 || calls[0].Get("DPoP") == "" || calls[0].Get("DPoP") == calls[1].Get("DPoP") || !strings.Contains(errOut.String(), "http://x/stepup/stp_1") {
+		t.Fatalf("calls %d, prompt %q", len(calls), errOut.String())
+	}
+	c.in = strings.NewReader("wrong\n")
+	calls = nil
+	if err := c.callConfirmed("POST", "/v1/x", nil, &out); err == nil || len(calls) != 2 {
+		t.Fatalf("a second challenge was met again or accepted: %v, %d calls", err, len(calls))
 	}
 }
