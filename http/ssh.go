@@ -122,7 +122,7 @@ func (s *Server) handleSSHCertificate(w http.ResponseWriter, r *http.Request) {
 	ev.Details["key_fingerprint"], ev.Details["key_type"] = fp, pub.Type()
 
 	sub := subject(a)
-	g, err := s.Elevation.UsableGrant(r.Context(), ev.GrantID, sub)
+	g, err := s.Elevation.UsableGrant(r.Context(), r.PathValue("id"), sub)
 	if err != nil {
 		refuse(airlock.OutcomeDenied, err)
 		return
@@ -226,7 +226,7 @@ func (s *Server) handleGrantToken(w http.ResponseWriter, r *http.Request) {
 		refuse(airlock.OutcomeFailure, err)
 		return
 	}
-	g, err := s.Elevation.UsableGrant(r.Context(), ev.GrantID, subject(a))
+	g, err := s.Elevation.UsableGrant(r.Context(), r.PathValue("id"), subject(a))
 	if err != nil {
 		refuse(airlock.OutcomeDenied, err)
 		return
@@ -252,7 +252,8 @@ func (s *Server) handleGrantToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // grantEvent starts the audit event of a credential asked for from grant
-// {id} by the signed-in a.
+// {id} by the signed-in a (the id as asked, clipped for the record; the
+// lookup uses it whole).
 func (s *Server) grantEvent(r *http.Request, a *authn, typ string) airlock.AuditEvent {
 	e := airlock.AuditEvent{Type: typ, Actor: a.User.ID, UserID: a.User.ID, SessionID: a.Session.ID, DeviceID: a.Session.DeviceID,
 		GrantID: truncate(r.PathValue("id"), 64), IP: clientIP(r), Details: map[string]any{}}
