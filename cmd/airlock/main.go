@@ -27,6 +27,9 @@ Usage:
   airlock grants [--all] [--json]
   airlock end GRANT_ID
   airlock ssh [--grant ID] [-p PORT] [-o OPTION]... [user@]host [command…]
+  airlock sshca pubkey [--data DIR | --config FILE | --server URL]
+  airlock grant verify [--jwks FILE | --server URL] [--aud RESOURCE] TOKEN|-
+  airlock grant jwks [--data DIR | --config FILE]
   airlock version
 `
 
