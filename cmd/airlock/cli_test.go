@@ -359,4 +359,16 @@ func TestCLIEndToEnd(t *testing.T) {
 	if _, errOut, code := runCLI(t, sshArgs(srv.User+"@127.0.0.1", "true")...); code != 1 || !strings.Contains(errOut, "no active grant") {
 		t.Errorf("ssh after end: exit %d: %s", code, errOut)
 	}
+
+	// --no-wait prints the request id; a denial ends the waiting CLI with
+	// the approver's reason and exit status 1.
+	if out := runOK(t, "request", "--no-wait", "--reason", "later", "dba@db-prod"); !strings.HasPrefix(strings.TrimSpace(out), airlock.PrefixAccessRequest) {
+		t.Errorf("--no-wait printed %q", out)
+	}
+	req = startCLI("request", "--reason", "again", "dba@db-prod")
+	reqID = req.waitOutput(t, regexp.MustCompile(`/approve/(req_\S+)`))[1]
+	e.must(200, "POST", "/v1/elevation/requests/"+reqID+"/deny", map[string]any{"reason": "use the replica"}, bobTok)
+	if c := req.wait(t); c != 1 || !strings.Contains(req.stderr.String(), "use the replica") || req.stdout.String() != "" {
+		t.Errorf("denied request: exit %d, stdout %q\n%s", c, req.stdout.String(), req.stderr.String())
+	}
 }
