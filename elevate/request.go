@@ -309,6 +309,9 @@ func (s *Service) refuseRequest(ctx context.Context, sub decide.Subject, r *airl
 	e.Reason = string(ReasonOf(err))
 	e.Details["message"] = airlock.ErrorMessage(err)
 	e.Details["scope"] = clip(ask.Scope, 140)
+	if r.Scope == (airlock.Scope{}) {
+		delete(e.Details, "scope_tier") // the scope did not parse
+	}
 	e.Details["asked_duration_s"] = int64(asked / time.Second)
 	e.Details["reason"] = clip(ask.Reason, MaxReasonLen+10)
 	if res != nil {
