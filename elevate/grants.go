@@ -258,6 +258,16 @@ func (s *Service) EndGrantsFor(ctx context.Context, t Target, reason, actor stri
 		return airlock.Errorf(airlock.EINVALID, "elevate: EndGrantsFor needs exactly one target, a reason and an actor")
 	}
 	f := airlock.GrantFilter{SessionID: t.SessionID, UserID: t.UserID, ActiveAt: s.now(), Limit: maxScanGrants}
+	if len(t.CredentialID) > 0 {
+		// A passkey's grants are its owner's: list only theirs when the
+		// passkey is still on record (else look at every grant).
+		c, err := s.store.FindCredentialByID(ctx, t.CredentialID)
+		if err == nil {
+			f.UserID = c.UserID
+		} else if airlock.ErrorCode(err) != airlock.ENOTFOUND {
+			return err
+		}
+	}
 	gs, err := s.store.ListGrants(ctx, f)
 	if err != nil {
 		return err
