@@ -236,6 +236,7 @@ type StepUpRequired struct {
 	Result *decide.Result
 }
 
+// Error implements error.
 func (e *StepUpRequired) Error() string {
 	return "elevate: this request needs a passkey confirmation first"
 }
