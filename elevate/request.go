@@ -328,11 +328,16 @@ func (s *Service) refuseRequest(ctx context.Context, sub decide.Subject, r *airl
 }
 
 // newGrant is the grant of approved request r, in force from now for its
-// duration, bound to the requesting session.
+// duration, bound to the requesting session. Its window starts on the
+// whole second (now rounded down, before the grant exists, so nothing is
+// usable earlier): SSH certificates and token dates are whole seconds that
+// must not start before the grant, and a fractional start would leave a
+// new grant's certificate "not yet valid" at sshd for up to a second.
 func newGrant(r *airlock.AccessRequest, now time.Time) *airlock.Grant {
+	start := now.Truncate(time.Second)
 	return &airlock.Grant{ID: airlock.NewID(airlock.PrefixGrant), RequestID: r.ID, UserID: r.RequesterID,
 		SessionID: r.SessionID, DeviceID: r.DeviceID, CredentialID: r.CredentialID, Scope: r.Scope,
-		NotBefore: now, NotAfter: now.Add(r.Duration), CreatedAt: now}
+		NotBefore: start, NotAfter: start.Add(r.Duration), CreatedAt: now}
 }
 
 // recordGrant audits an approval that made grant g ("elevation.approved",

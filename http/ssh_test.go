@@ -419,3 +419,63 @@ func TestSSHTierScope(t *testing.T) {
 		t.Fatalf("token: %d %s", r.status, r.raw)
 	}
 }
+
+// TestSSHCredentialsUsableAtOnce: a grant approved at a fractional second
+// yields a certificate and a token valid at that very moment — sshd checks
+// whole seconds, and a valid_after rounded up past now made it refuse a
+// brand-new grant's certificate as "not yet valid" — and neither starts
+// before the grant does.
+func TestSSHCredentialsUsableAtOnce(t *testing.T) {
+	e := newEnv(t, withElevation(withSSHCA))
+	admin, _ := e.bootstrapAdmin()
+	tok, _, _ := e.person(admin, "rita", 1, nil, passkeytest.Flags{})
+	now := e.clock.Now()
+	e.clock.Add(time.Second + 700*time.Millisecond - now.Sub(now.Truncate(time.Second)))
+	now = e.clock.Now()
+	if now.Nanosecond() != 700*int(time.Millisecond) {
+		t.Fatalf("clock at %v, want .700", now)
+	}
+	gid := e.grantFor(tok, "viewer@grafana")
+	g, err := e.store.FindGrantByID(context.Background(), gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.IsActive(now) {
+		t.Fatalf("grant [%v, %v) not active at %v", g.NotBefore, g.NotAfter, now)
+	}
+	line, _ := sshKeyLine(t)
+	r := e.certFor(tok, gid, map[string]any{"public_key": line}, nil)
+	if r.status != 200 {
+		t.Fatalf("certificate: %d %s", r.status, r.raw)
+	}
+	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.body["certificate"].(string)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pk.(*ssh.Certificate)
+	after, before := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
+	if after.After(now) {
+		t.Errorf("certificate valid after %v: not usable at %v", after.UTC(), now)
+	}
+	if after.Before(g.NotBefore) || before.After(g.NotAfter) {
+		t.Errorf("certificate [%v, %v) outside the grant's [%v, %v)", after.UTC(), before.UTC(), g.NotBefore, g.NotAfter)
+	}
+	// sshd's check, at the real moment of issue.
+	checker := &ssh.CertChecker{Clock: func() time.Time { return now },
+		IsUserAuthority: func(k ssh.PublicKey) bool { return string(k.Marshal()) == string(cert.SignatureKey.Marshal()) }}
+	if err := checker.CheckCert("viewer@grafana", cert); err != nil {
+		t.Errorf("CheckCert at issue: %v", err)
+	}
+
+	r = e.req("POST", "/v1/grants/"+gid+"/token", nil, tok, nil)
+	if r.status != 200 {
+		t.Fatalf("token: %d %s", r.status, r.raw)
+	}
+	c, err := granttoken.Verify(r.body["token"].(string), e.req("GET", "/v1/jwks", nil, "", nil).raw, "grafana", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NotBefore > now.Unix() || time.Unix(c.NotBefore, 0).Before(g.NotBefore) || c.ExpiresAt().After(g.NotAfter) {
+		t.Errorf("token [%d, %d) at %v, grant [%v, %v)", c.NotBefore, c.Expiry, now, g.NotBefore, g.NotAfter)
+	}
+}

@@ -176,3 +176,20 @@ func TestSSHDPortForwarding(t *testing.T) {
 		})
 	}
 }
+
+// TestSSHDLoginAtGrantStart: a grant that began this very second (grants
+// start on a whole second, as package elevate makes them) gives a
+// certificate sshd accepts at once — not "not yet valid" until the next
+// second.
+func TestSSHDLoginAtGrantStart(t *testing.T) {
+	f := newSSHDFixture(t, sshca.Config{})
+	now := time.Now()
+	f.grant.NotBefore = now.Truncate(time.Second)
+	cert, rec := f.issue(t, sshca.Options{}, now)
+	if time.Unix(int64(cert.ValidAfter), 0).After(now) || !rec.ValidAfter.Equal(f.grant.NotBefore) {
+		t.Fatalf("valid after %v (record %v), issued at %v from a grant starting %v", time.Unix(int64(cert.ValidAfter), 0), rec.ValidAfter, now, f.grant.NotBefore)
+	}
+	if res := f.login(t, cert, "echo", "at-once"); res.Err != nil || strings.TrimSpace(res.Stdout) != "at-once" {
+		t.Fatalf("ssh right after the grant began: %v\nstdout %q\nstderr %q", res.Err, res.Stdout, res.Stderr)
+	}
+}
