@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -303,7 +304,10 @@ func (s *Service) storeCeremonyState(ctx context.Context, kind, userID, ref stri
 // spent by the first finish attempt, success or failure (W2) — and checks
 // its kind and expiry.
 func (s *Service) consumeCeremony(ctx context.Context, id, kind string) (*airlock.Ceremony, *webauthn.SessionData, error) {
-	if id == "" {
+	// Only an id this service minted (randomID(32)) is looked up: the
+	// ceremony store also keeps other records (a CLI login code, a DPoP
+	// proof's jti), and consuming deletes before the kind is known.
+	if !ceremonyIDShape(id) {
 		return nil, nil, fail(airlock.EUNAUTHORIZED, ReasonUnknownCeremony, nil, "unknown or already used ceremony")
 	}
 	c, err := s.store.ConsumeCeremony(ctx, id)
@@ -325,6 +329,13 @@ func (s *Service) consumeCeremony(ctx context.Context, id, kind string) (*airloc
 	}
 	session.Expires = time.Time{}
 	return c, &session, nil
+}
+
+// ceremonyIDShape reports whether id looks like a ceremony id of this
+// service: 32 random bytes, base64url without padding.
+func ceremonyIDShape(id string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	return err == nil && len(b) == 32
 }
 
 // FinishEnrol completes a registration ceremony begun by BeginEnrol. It
