@@ -135,7 +135,10 @@ func cmdSSH(args []string, stdout, stderr io.Writer) error {
 	for _, o := range opts {
 		sshArgs = append(sshArgs, "-o", o)
 	}
-	sshArgs = append(sshArgs, dest)
+	// "--" ends ssh's options: OpenSSH reads options after the
+	// destination too, so without it a command word like
+	// "-oProxyCommand=…" would run a local command.
+	sshArgs = append(sshArgs, "--", dest)
 	sshArgs = append(sshArgs, command...)
 	cmd := exec.Command(*sshProg, sshArgs...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr

@@ -347,6 +347,14 @@ func TestCLIEndToEnd(t *testing.T) {
 	if _, errOut, code := runCLI(t, sshArgs(srv.User+"@127.0.0.1", "exit 7")...); code != 7 {
 		t.Errorf("exit status %d, want 7: %s", code, errOut)
 	}
+	// Words after the destination are the remote command, never options of
+	// the local ssh (which reads options after the destination unless "--"
+	// ended them): no local ProxyCommand from a command line.
+	marker := filepath.Join(t.TempDir(), "proxy-command-ran")
+	runCLI(t, sshArgs(srv.User+"@127.0.0.1", "-oProxyCommand=touch "+marker)...)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a remote command word became a local ssh option (ProxyCommand ran)")
+	}
 
 	if out := runOK(t, "end", grantID); strings.TrimSpace(out) != grantID {
 		t.Errorf("end printed %q", out)
