@@ -95,8 +95,9 @@ type sshCertJSON struct {
 // 9470 challenge; the repeated request carries the proof in the
 // Airlock-StepUp header) and, when forwarding is asked for, allow
 // ssh.agent_forwarding / ssh.port_forwarding outright (anything but allow
-// is 403 naming the action). The issue or refusal is audited before the
-// answer.
+// is 403 naming the action). The grant is checked again after the
+// certificate is recorded, so one that ended meanwhile gets none. The
+// issue or refusal is audited before the answer.
 func (s *Server) handleSSHCertificate(w http.ResponseWriter, r *http.Request) {
 	a := sessionFrom(r.Context())
 	ev := s.grantEvent(r, a, EventSSHCertificateIssued)
@@ -180,10 +181,18 @@ func (s *Server) handleSSHCertificate(w http.ResponseWriter, r *http.Request) {
 		refuse(airlock.OutcomeFailure, err)
 		return
 	}
-	ev.Outcome = airlock.OutcomeSuccess
 	// A decimal string, as sshd logs it ("(serial N)"): a 64-bit number
 	// would lose digits in JSON readers that use doubles.
 	ev.Details["serial"] = strconv.FormatUint(rec.Serial, 10)
+	// The grant may have ended while the request was decided and signed
+	// (its holder, an admin, a session, device or passkey hook): look
+	// again now that the certificate is recorded, and hand it out only if
+	// the grant is still usable. A certificate cannot be recalled.
+	if _, err := s.Elevation.UsableGrant(r.Context(), g.ID, sub); err != nil {
+		refuse(airlock.OutcomeDenied, err)
+		return
+	}
+	ev.Outcome = airlock.OutcomeSuccess
 	ev.Details["key_id"] = rec.KeyID
 	ev.Details["principals"] = rec.Principals
 	ev.Details["valid_after"] = rec.ValidAfter.Format(time.RFC3339)

@@ -479,3 +479,51 @@ func TestSSHCredentialsUsableAtOnce(t *testing.T) {
 		t.Errorf("token [%d, %d) at %v, grant [%v, %v)", c.NotBefore, c.Expiry, now, g.NotBefore, g.NotAfter)
 	}
 }
+
+// endingStore ends grant id (as an admin would, concurrently) just before
+// the CA records a certificate for it.
+type endingStore struct {
+	st  airlock.Store
+	now func() time.Time
+}
+
+func (s endingStore) CreateSSHCertificate(ctx context.Context, c *airlock.SSHCertificate) error {
+	if err := s.st.EndGrant(ctx, c.GrantID, airlock.EndRevokedByAdmin, "usr_admin", s.now()); err != nil {
+		return err
+	}
+	return s.st.CreateSSHCertificate(ctx, c)
+}
+
+// TestSSHCertificateGrantEndedMeanwhile: a grant that ends while its
+// certificate is being decided and signed (an admin revocation, a session
+// or device hook racing the request) gets no certificate: the grant is
+// looked at again once the certificate is recorded, and the refusal is
+// audited with the serial that was never handed out.
+func TestSSHCertificateGrantEndedMeanwhile(t *testing.T) {
+	var e *env
+	e = newEnv(t, withElevation(func(s *airhttp.Server) {
+		withSSHCA(s)
+		_, caKey, _ := ed25519.GenerateKey(rand.Reader)
+		ca, err := sshca.New(caKey, endingStore{st: s.Store, now: func() time.Time { return e.clock.Now() }}, sshca.Config{})
+		if err != nil {
+			panic(err)
+		}
+		s.SSHCA = ca
+	}))
+	admin, _ := e.bootstrapAdmin()
+	tok, _, _ := e.person(admin, "rita", 1, nil, passkeytest.Flags{})
+	gid := e.grantFor(tok, "viewer@grafana")
+	line, _ := sshKeyLine(t)
+	r := e.certFor(tok, gid, map[string]any{"public_key": line}, nil)
+	if r.status != http.StatusForbidden || r.body["certificate"] != nil {
+		t.Fatalf("grant ended meanwhile: %d %s, want 403 and no certificate", r.status, r.raw)
+	}
+	recs, err := e.store.ListSSHCertificates(context.Background(), gid)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records %v %v", recs, err)
+	}
+	evs := e.auditOf(gid, airhttp.EventSSHCertificateIssued)
+	if len(evs) != 1 || evs[0].Outcome != airlock.OutcomeDenied || evs[0].Details["serial"] != fmt.Sprint(recs[0].Serial) {
+		t.Errorf("events %+v, want one denied naming serial %d", evs, recs[0].Serial)
+	}
+}
