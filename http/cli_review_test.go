@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -73,4 +74,40 @@ func lastEvent(evs []*airlock.AuditEvent) *airlock.AuditEvent {
 		}
 	}
 	return last
+}
+
+// TestOriginCheckDPoPHeaderWithCookie: a DPoP header lets a request skip
+// the Origin check only where no cookie can authenticate it (the CLI's
+// token request) or when the DPoP authorization itself authenticates it;
+// a cookie-authenticated request with a stray DPoP header still needs one
+// of our origins.
+func TestOriginCheckDPoPHeaderWithCookie(t *testing.T) {
+	e := newEnv(t, nil)
+	_, a := e.bootstrapAdmin()
+	_, r := e.login(a)
+	cookie := (&http.Response{Header: r.header}).Cookies()[0]
+	ck := cookie.Name + "=" + cookie.Value
+	cases := []struct {
+		name   string
+		hdr    map[string]string
+		status int
+	}{
+		{"fail-cookie-and-dpop-header-no-origin", map[string]string{"Cookie": ck, "DPoP": "x"}, 403},
+		{"fail-cookie-and-dpop-header-other-origin", map[string]string{"Cookie": ck, "DPoP": "x", "Origin": "https://evil.example"}, 403},
+		{"ok-cookie-and-same-origin", map[string]string{"Cookie": ck, "Origin": e.origin}, 201},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.req("POST", "/v1/admin/devices", map[string]any{"name": tc.name, "owner": "shared", "kind": "shared-station"}, "", tc.hdr)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.raw)
+			}
+		})
+	}
+	// The CLI's token request carries a proof and no Origin: still let in
+	// (refused here for its unknown code, not for its origin).
+	res := e.req("POST", "/v1/cli/token", map[string]any{"code": "nope"}, "", map[string]string{"DPoP": "x"})
+	if res.status != 401 {
+		t.Fatalf("token request without Origin: %d %s", res.status, res.raw)
+	}
 }

@@ -193,10 +193,13 @@ func (s *Server) checkOrigin(next http.Handler) http.Handler {
 			return
 		}
 		// /v1/decide checks the origin itself when it falls back to the
-		// caller's cookie; enforcement points send neither. A DPoP proof
-		// or DPoP authorization (the CLI) is a header no cross-site form
-		// can send either.
-		if pep.BearerToken(r) != "" || dpopToken(r) != "" || r.Header.Get("DPoP") != "" || r.URL.Path == "/v1/decide" {
+		// caller's cookie; enforcement points send neither. A DPoP
+		// authorization (the CLI) is a header no cross-site form can send
+		// either, and it, not a cookie, authenticates the request. A bare
+		// DPoP proof header lets through only the CLI's token request,
+		// which no cookie authenticates: elsewhere the cookie would.
+		if pep.BearerToken(r) != "" || dpopToken(r) != "" || r.URL.Path == "/v1/decide" ||
+			(r.URL.Path == "/v1/cli/token" && r.Header.Get("DPoP") != "") {
 			next.ServeHTTP(w, r)
 			return
 		}
