@@ -44,7 +44,10 @@ const Type = "airlock-grant+jwt"
 // DefaultTTL is a token's longest lifetime when Config.TTL is zero.
 const DefaultTTL = 15 * time.Minute
 
-// Leeway is the clock difference Verify tolerates on nbf, exp and iat.
+// Leeway is the clock difference Verify tolerates on nbf and iat (a
+// verifier whose clock is behind Airlock's). There is none on exp: exp is
+// the grant's end at the latest, and a leeway there would let a token
+// outlive its grant on a verifier with an exact clock.
 const Leeway = 30 * time.Second
 
 // Limits on what Verify reads: a grant token is a few hundred bytes, a
@@ -243,7 +246,7 @@ func refuse(r Reason, format string, args ...any) error {
 // JWS compact form; the header (alg exactly EdDSA, typ exactly Type, a
 // kid, no other parameter); the kid names exactly one Ed25519 public key
 // of the set; the signature; every claim present; nbf and iat not after
-// now + Leeway; exp after now − Leeway; and, when audience is not empty,
+// now + Leeway; now before exp (no leeway); and, when audience is not empty,
 // aud equal to it. It does not check iss (the key set is the issuer's
 // identity) nor whether the grant was ended early: no offline verifier can
 // (the short exp bounds that). A refusal is a *VerifyError.
@@ -291,7 +294,7 @@ func Verify(token string, jwksJSON []byte, audience string, now time.Time) (*Cla
 	if c.NotBefore > t+leeway || c.IssuedAt > t+leeway {
 		return nil, refuse(ReasonNotYet, "token valid from %s", time.Unix(c.NotBefore, 0).UTC().Format(time.RFC3339))
 	}
-	if c.Expiry <= t-leeway {
+	if c.Expiry <= t {
 		return nil, refuse(ReasonExpired, "token expired at %s", c.ExpiresAt().Format(time.RFC3339))
 	}
 	if audience != "" && c.Audience != audience {

@@ -178,6 +178,27 @@ func TestIssueWindow(t *testing.T) {
 	}
 }
 
+// TestVerifyNotPastGrantEnd: a token whose exp is its grant's end is
+// refused from that end on — a verifier's clock leeway must not stretch a
+// grant (the token is refused up to Leeway early by a clock running
+// ahead, never accepted late by an exact one).
+func TestVerifyNotPastGrantEnd(t *testing.T) {
+	f := newFixture(t, 0)
+	f.grant.NotAfter = t0.Add(5 * time.Minute)
+	tok, c := f.issue(t, t0)
+	if !c.ExpiresAt().Equal(f.grant.NotAfter) {
+		t.Fatalf("exp %v, want the grant's end %v", c.ExpiresAt(), f.grant.NotAfter)
+	}
+	for _, at := range []time.Duration{0, time.Second, 10 * time.Second, granttoken.Leeway - time.Second} {
+		if _, err := granttoken.Verify(tok, f.iss.JWKS(), "db-prod", f.grant.NotAfter.Add(at)); err == nil {
+			t.Errorf("accepted %v after the grant ended", at)
+		}
+	}
+	if _, err := granttoken.Verify(tok, f.iss.JWKS(), "db-prod", f.grant.NotAfter.Add(-time.Second)); err != nil {
+		t.Errorf("refused a second before the grant's end: %v", err)
+	}
+}
+
 func TestIssueRefusals(t *testing.T) {
 	cases := []struct {
 		name string
@@ -295,7 +316,10 @@ func TestVerify(t *testing.T) {
 	}{
 		{"ok-valid", tok, jwks, "", t0, ""},
 		{"ok-audience", tok, jwks, "db-prod", t0, ""},
-		{"ok-exp-within-leeway", tok, jwks, "db-prod", t0.Add(15*time.Minute + 29*time.Second), ""},
+		{"ok-last-second-before-exp", tok, jwks, "db-prod", t0.Add(15*time.Minute - time.Nanosecond), ""},
+		// No leeway after exp: exp is the grant's end at the latest.
+		{"fail-at-exp", tok, jwks, "db-prod", t0.Add(15 * time.Minute), granttoken.ReasonExpired},
+		{"fail-exp-within-old-leeway", tok, jwks, "db-prod", t0.Add(15*time.Minute + 29*time.Second), granttoken.ReasonExpired},
 		{"ok-nbf-within-leeway", tok, jwks, "", t0.Add(-29 * time.Second), ""},
 		{"fail-expired", tok, jwks, "", t0.Add(15*time.Minute + 30*time.Second), granttoken.ReasonExpired},
 		{"fail-not-yet", tok, jwks, "", t0.Add(-31 * time.Second), granttoken.ReasonNotYet},
