@@ -362,14 +362,45 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// handleLogout ends the caller's session. A browser (not key-bound)
+// session's logout first ends the live CLI sessions of the same user on the
+// same device: the terminals signed in from a browser there (sessions
+// record no parent; user and device are what links a CLI session to its
+// browser, as for step-up). A CLI session's logout ends only itself.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	a := sessionFrom(r.Context())
+	if a.Session.KeyThumbprint == "" {
+		if err := s.endCLISessions(r.Context(), a); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	if err := s.Sessions.End(r.Context(), a.Session, "logout", a.User.ID); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.clearSessionCookie(w)
 	writeJSON(w, http.StatusOK, map[string]any{"ended": a.Session.ID})
+}
+
+// endCLISessions ends, with reason "browser_logout", the live key-bound
+// sessions of a's user on a's device (their grants end through the
+// session end hook).
+func (s *Server) endCLISessions(ctx context.Context, a *authn) error {
+	live, err := s.Store.ListSessionsByUser(ctx, a.User.ID)
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	for _, cli := range live {
+		if cli.KeyThumbprint == "" || cli.DeviceID != a.Session.DeviceID || cli.ID == a.Session.ID || !cli.IsLive(now) {
+			continue
+		}
+		if err := s.Sessions.End(ctx, cli, "browser_logout", a.User.ID); err != nil && airlock.ErrorCode(err) != airlock.ECONFLICT {
+			return err
+		}
+	}
+	return nil
 }
 
 // --- views ---

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,8 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"airlock"
+	"airlock/passkey/passkeytest"
+	"airlock/session"
 )
 
 // dpopJTIRecord is the ceremony-store id under which the server remembers
@@ -109,5 +113,84 @@ func TestOriginCheckDPoPHeaderWithCookie(t *testing.T) {
 	res := e.req("POST", "/v1/cli/token", map[string]any{"code": "nope"}, "", map[string]string{"DPoP": "x"})
 	if res.status != 401 {
 		t.Fatalf("token request without Origin: %d %s", res.status, res.raw)
+	}
+}
+
+// TestBrowserLogoutEndsCLISessions: signing out in the browser signs out
+// the terminals of that account on that device (the CLI sessions made from
+// a browser there), with their grants; other people's CLI sessions, the
+// account's CLI sessions on other devices, and browser sessions stay. A CLI
+// session's own logout ends only itself.
+func TestBrowserLogoutEndsCLISessions(t *testing.T) {
+	e := newEnv(t, nil)
+	admin, adminKey := e.bootstrapAdmin()
+	fay, _, _ := e.person(admin, "fay", 0, nil, passkeytest.Flags{})
+	fayCLIKey := newCLIKey(t)
+	fayCLI, _ := e.cliLogin(fay, fayCLIKey)
+
+	// Two CLI sessions of the admin on this device: one from this browser
+	// session, one from another (a later sign-in in another browser).
+	browser, _ := e.login(adminKey)
+	other, _ := e.login(adminKey)
+	k1, k2 := newCLIKey(t), newCLIKey(t)
+	cli1, r1 := e.cliLogin(browser, k1)
+	cli2, _ := e.cliLogin(other, k2)
+	cli1ID := r1.body["session"].(map[string]any)["id"].(string)
+
+	// A key-bound session of the admin on another device.
+	ctx := context.Background()
+	adminID := e.req("GET", "/v1/session", nil, browser, nil).body["user"].(map[string]any)["id"].(string)
+	cred, err := e.store.ListCredentialsByUser(ctx, adminID)
+	if err != nil || len(cred) == 0 {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	elsewhere := &airlock.Session{ID: airlock.NewID(airlock.PrefixSession), TokenHash: session.HashToken("elsewhere"), UserID: adminID,
+		DeviceID: e.compliantDevice(admin, adminID), CredentialID: cred[0].ID, KeyThumbprint: k1.jkt, AuthTime: now, LastSeen: now,
+		AbsoluteDeadline: now.Add(time.Hour), IdleTimeout: time.Hour, CreatedAt: now}
+	if err := e.store.CreateSession(ctx, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+
+	alive := func(tok string, k cliKey) bool {
+		return e.dpopReq("GET", "/v1/session", nil, tok, e.proof(k, "GET", "/v1/session", tok, nil)).status == 200
+	}
+	if !alive(cli1, k1) || !alive(cli2, k2) || !alive(fayCLI, fayCLIKey) {
+		t.Fatal("CLI sessions not live before the logout")
+	}
+	t.Run("ok-cli-logout-ends-only-itself", func(t *testing.T) {
+		k3 := newCLIKey(t)
+		cli3, _ := e.cliLogin(other, k3)
+		if r := e.dpopReq("POST", "/v1/logout", nil, cli3, e.proof(k3, "POST", "/v1/logout", cli3, nil)); r.status != 200 {
+			t.Fatalf("CLI logout: %d %s", r.status, r.raw)
+		}
+		if alive(cli3, k3) || !alive(cli1, k1) || e.req("GET", "/v1/session", nil, other, nil).status != 200 {
+			t.Fatal("a CLI logout ended other sessions, or not itself")
+		}
+	})
+
+	if r := e.req("POST", "/v1/logout", nil, browser, nil); r.status != 200 {
+		t.Fatalf("logout: %d %s", r.status, r.raw)
+	}
+	if alive(cli1, k1) || alive(cli2, k2) {
+		t.Error("a CLI session of this account on this device outlived the browser logout")
+	}
+	if !alive(fayCLI, fayCLIKey) {
+		t.Error("another person's CLI session ended")
+	}
+	if s, err := e.store.FindSessionByID(ctx, elsewhere.ID); err != nil || !s.EndedAt.IsZero() {
+		t.Errorf("the account's CLI session on another device ended: %v %v", s, err)
+	}
+	if r := e.req("GET", "/v1/session", nil, other, nil); r.status != 200 {
+		t.Errorf("another browser session ended: %d", r.status)
+	}
+	ended := false
+	for _, ev := range auditTypes(t, e, "session.ended") {
+		if ev.SessionID == cli1ID && ev.Reason == "browser_logout" && ev.Actor == adminID {
+			ended = true
+		}
+	}
+	if !ended {
+		t.Error("the CLI session's end is not audited with reason browser_logout")
 	}
 }
