@@ -168,10 +168,19 @@ func TestSSHDPortForwarding(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cert, _ := f.issue(t, c.opts, time.Now())
+			cert, rec := f.issue(t, c.opts, time.Now())
 			res := forward(cert)
 			if c.ok != (res.Err == nil) {
 				t.Errorf("remote forward: err %v, stderr %q", res.Err, res.Stderr)
+			}
+			// The login itself succeeded either way: a refusal must be
+			// the forward's, not a failed login.
+			accepted := regexp.MustCompile(`Accepted publickey for .* ID ` + regexp.QuoteMeta(rec.KeyID) + ` \(serial ` + fmt.Sprint(rec.Serial) + `\)`)
+			if _, err := f.srv.WaitLog(accepted, 5*time.Second); err != nil {
+				t.Errorf("login with serial %d not accepted: %v", rec.Serial, err)
+			}
+			if !c.ok && !strings.Contains(res.Stderr, "remote port forwarding failed") {
+				t.Errorf("refused for another reason than the forward: %q", res.Stderr)
 			}
 		})
 	}
