@@ -181,6 +181,10 @@ const (
 	EndDeviceNonCompliant = "device_noncompliant" // the device fell out of compliance
 	EndCredentialRevoked  = "credential_revoked"  // the session's passkey was revoked
 	EndUserDisabled       = "user_disabled"       // the user was disabled
+	// EndAuditFailed: the grant's own audit records (elevation.approved,
+	// elevation.granted) could not be written, so it was ended the moment
+	// it was made — an unaudited grant is never usable.
+	EndAuditFailed = "audit_failed"
 )
 
 // Grant is time-bounded privilege: a scope held by one user, through the

@@ -91,7 +91,9 @@ func (s *Service) pendingRule(ctx context.Context, r *airlock.AccessRequest, now
 // approvable checks everything that lets approver approve r now, short
 // of the passkey assertion: the request pending and unexpired, approver
 // eligible (mayApprove), their session live, their device trusted and
-// compliant, and no earlier approval by them. It returns their groups.
+// compliant, what the grant would rest on (the requester's session,
+// device, passkey and account) still good, and no earlier approval by
+// them. It returns their groups.
 func (s *Service) approvable(ctx context.Context, r *airlock.AccessRequest, approver decide.Subject, now time.Time, meta auditMeta) ([]string, error) {
 	if approver.User.ID == r.RequesterID {
 		// Separation of duties first: the requester learns nothing more.
@@ -110,6 +112,16 @@ func (s *Service) approvable(ctx context.Context, r *airlock.AccessRequest, appr
 	}
 	if err := s.checkDevice(approver.Device, now); err != nil {
 		return nil, err
+	}
+	// The grant would rest on the requester's session, device, passkey
+	// and account: if one of them is no longer good, a grant would be
+	// dead on arrival.
+	ground := &airlock.Grant{UserID: r.RequesterID, SessionID: r.SessionID, DeviceID: r.DeviceID, CredentialID: r.CredentialID}
+	if why, err := s.broken(ctx, ground, newLookup(s.store, nil), now); err != nil {
+		return nil, err
+	} else if why != "" {
+		return nil, refuse(airlock.ECONFLICT, ReasonRequesterInvalid,
+			"this request can no longer be granted: the requester's ground is gone (%s); they must ask again", why)
 	}
 	approvals, err := s.store.ListApprovals(ctx, r.ID)
 	if err != nil {
@@ -171,7 +183,11 @@ func (s *Service) Get(ctx context.Context, id string, viewer decide.Subject) (*V
 		v.Approvals = approvals
 	}
 	if r.ApprovalRule != "" && r.Status == airlock.RequestPending {
-		if t := Count(rule, approvals, r.RequesterID); t.Missing != nil {
+		counted, err := s.countable(ctx, r, approvals)
+		if err != nil {
+			return nil, err
+		}
+		if t := Count(rule, counted, r.RequesterID); t.Missing != nil {
 			v.Missing = t.Missing
 		}
 	}
@@ -225,8 +241,10 @@ func (s *Service) ListRequests(ctx context.Context, viewer decide.Subject, pendi
 // BeginApproval starts the passkey ceremony by which approver approves
 // request id: refused for the requester, for someone in none of the rule's
 // groups, whose user or session tier is below the scope's, whose device is
-// not trusted and compliant, or who already approved, and for a request
-// not pending (an expired one is marked expired: EEXPIRED). The challenge
+// not trusted and compliant, or who already approved, for a request
+// not pending (an expired one is marked expired: EEXPIRED), and for one
+// whose requester's session, device, passkey or account is no longer good
+// (ECONFLICT, ReasonRequesterInvalid: its grant would be dead). The challenge
 // is SHA-256(nonce ‖ request digest); only approver's passkeys on their
 // session's device are allowed. Audited "elevation.approval_started"
 // (refusals "elevation.approval", outcome denied).
@@ -269,8 +287,12 @@ func confirmer(sub decide.Subject) passkey.Confirmer {
 // approver's session device, over the challenge derived from that very
 // request's current digest (package passkey, FinishApproval). The approval
 // is stored with approver's groups in the rule (and the comment, ≤ 500
-// characters); when the approvals now meet the rule's quorum — one person
-// counting once across all quorums (Count) — the request is approved and
+// characters) and audited; if that record cannot be written the request is
+// withdrawn (cancelled by "system"), so that an unaudited approval never
+// counts. When the approvals that still count (countable: approver still
+// enabled, of the scope's tier, in the group, passkey and device not
+// revoked) now meet the rule's quorum — one person counting once across all
+// quorums (Count) — the request is approved and
 // its grant made, in one store transaction, and both are returned. Of
 // concurrent final approvals exactly one resolves the request; the others'
 // approvals stay recorded and they get the request as it was resolved,
@@ -327,10 +349,22 @@ func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credent
 		e.Details["comment"] = comment
 	}
 	if err := s.audit.Record(ctx, e); err != nil {
+		// The approval is stored but not audited: it must never count.
+		// The store cannot take an approval back, so the request is
+		// withdrawn (the requester asks again).
+		if rerr := s.store.ResolveAccessRequest(ctx, r.ID, airlock.RequestCancelled, "system", "an approval could not be audited", s.now(), nil); rerr == nil {
+			ce := s.requestEvent("elevation.cancelled", airlock.OutcomeFailure, r, am)
+			ce.Actor, ce.Reason = "system", "audit_failed"
+			_ = s.audit.Record(ctx, ce)
+		}
 		return nil, nil, err
 	}
 
-	approvals, err := s.store.ListApprovals(ctx, r.ID)
+	all, err := s.store.ListApprovals(ctx, r.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	approvals, err := s.countable(ctx, r, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -370,6 +404,58 @@ func (s *Service) resolvedElsewhere(ctx context.Context, id string) (*airlock.Ac
 		return nil, nil, err
 	}
 	return r, g, nil
+}
+
+// countable returns the approvals of r that still count, each with its
+// groups narrowed to those its approver is still a member of: an approver
+// since disabled, moved to a tier less privileged than the scope's or out
+// of every group they approved for, or whose passkey or device (the ones
+// the approval was made with) has since been revoked or lost its trust, no
+// longer fills a place in the quorum. The approvals stay on record.
+func (s *Service) countable(ctx context.Context, r *airlock.AccessRequest, approvals []*airlock.Approval) ([]*airlock.Approval, error) {
+	out := make([]*airlock.Approval, 0, len(approvals))
+	for _, a := range approvals {
+		u, err := s.store.FindUserByID(ctx, a.ApproverID)
+		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if u.Disabled || u.Tier > r.Scope.Tier {
+			continue
+		}
+		var groups []string
+		for _, g := range a.Groups {
+			if contains(u.Roles, g) {
+				groups = append(groups, g)
+			}
+		}
+		if len(groups) == 0 {
+			continue
+		}
+		c, err := s.store.FindCredentialByID(ctx, a.CredentialID)
+		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if c.IsRevoked() || c.UserID != a.ApproverID {
+			continue
+		}
+		d, err := s.store.FindDeviceByID(ctx, a.DeviceID)
+		if airlock.ErrorCode(err) == airlock.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if d.Trust != airlock.TrustTrusted {
+			continue
+		}
+		cp := *a
+		cp.Groups = groups
+		out = append(out, &cp)
+	}
+	return out, nil
 }
 
 // conflict explains an ECONFLICT from AddApproval: the request left

@@ -272,19 +272,23 @@ const (
 	ReasonSelfApproval       Reason = "self_approval"
 	ReasonNotInGroup         Reason = "not_in_group"
 	ReasonApproverTier       Reason = "approver_tier"
-	ReasonAlreadyApproved    Reason = "already_approved"
-	ReasonNotPending         Reason = "not_pending"
-	ReasonRequestExpired     Reason = "request_expired"
-	ReasonDigestMismatch     Reason = "digest_mismatch"
-	ReasonReasonRequired     Reason = "reason_required"
-	ReasonNotRequester       Reason = "not_requester"
-	ReasonNotAllowed         Reason = "not_allowed"
-	ReasonNotifyFailed       Reason = "notify_failed"
-	ReasonUnknownGrant       Reason = "unknown_grant"
-	ReasonGrantOtherSession  Reason = "grant_other_session"
-	ReasonGrantEnded         Reason = "grant_ended"
-	ReasonGrantExpired       Reason = "grant_expired"
-	ReasonGrantNotYet        Reason = "grant_not_yet_valid"
+	// ReasonRequesterInvalid: what the grant would rest on — the
+	// requester's session, device, passkey or account — is no longer
+	// good, so the request can no longer be approved.
+	ReasonRequesterInvalid  Reason = "requester_invalid"
+	ReasonAlreadyApproved   Reason = "already_approved"
+	ReasonNotPending        Reason = "not_pending"
+	ReasonRequestExpired    Reason = "request_expired"
+	ReasonDigestMismatch    Reason = "digest_mismatch"
+	ReasonReasonRequired    Reason = "reason_required"
+	ReasonNotRequester      Reason = "not_requester"
+	ReasonNotAllowed        Reason = "not_allowed"
+	ReasonNotifyFailed      Reason = "notify_failed"
+	ReasonUnknownGrant      Reason = "unknown_grant"
+	ReasonGrantOtherSession Reason = "grant_other_session"
+	ReasonGrantEnded        Reason = "grant_ended"
+	ReasonGrantExpired      Reason = "grant_expired"
+	ReasonGrantNotYet       Reason = "grant_not_yet_valid"
 )
 
 // refusal is the internal cause inside the *airlock.Error of a refusal.

@@ -25,11 +25,13 @@ const (
 	testOrigin = "https://airlock.example.com"
 )
 
-// fakeAuditor records events; err, if set, is returned by Record.
+// fakeAuditor records events; err, if set, is returned by Record (for
+// events of type failType only, when that is set).
 type fakeAuditor struct {
-	mu     sync.Mutex
-	events []airlock.AuditEvent
-	err    error
+	mu       sync.Mutex
+	events   []airlock.AuditEvent
+	err      error
+	failType string
 }
 
 var _ Auditor = (*fakeAuditor)(nil)
@@ -37,7 +39,7 @@ var _ Auditor = (*fakeAuditor)(nil)
 func (f *fakeAuditor) Record(_ context.Context, e airlock.AuditEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
+	if f.err != nil && (f.failType == "" || f.failType == e.Type) {
 		return f.err
 	}
 	f.events = append(f.events, e)
@@ -59,7 +61,14 @@ func (f *fakeAuditor) ofType(typ string) []airlock.AuditEvent {
 func (f *fakeAuditor) fail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.err = err
+	f.err, f.failType = err, ""
+}
+
+// failOn makes Record fail with err for events of type typ only.
+func (f *fakeAuditor) failOn(typ string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err, f.failType = err, typ
 }
 
 type notice struct {

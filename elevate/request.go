@@ -362,7 +362,7 @@ func (s *Service) recordGrant(ctx context.Context, r *airlock.AccessRequest, g *
 		err = s.audit.Record(ctx, ge)
 	}
 	if err != nil {
-		_ = s.store.EndGrant(ctx, g.ID, "audit_failed", "system", s.now())
+		_ = s.store.EndGrant(ctx, g.ID, airlock.EndAuditFailed, "system", s.now())
 		return err
 	}
 	if by != "policy" {

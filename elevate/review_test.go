@@ -1,0 +1,217 @@
+package elevate
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"airlock"
+	"airlock/passkey"
+)
+
+// TestUnauditedApprovalNeverCounts: an approval stored whose audit record
+// could not be written must not help make a grant — not this call's, and
+// not a later approver's.
+func TestUnauditedApprovalNeverCounts(t *testing.T) {
+	h := newHarness(t, nil)
+	alice, bob, carol := h.p("alice"), h.p("bob"), h.p("carol")
+	r, _ := h.ask(alice, "dba@db-prod", 30*time.Minute)
+	b, err := h.begin(bob, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := bob.auth.Assert(testOrigin, mustJSON(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.aud.failOn("elevation.approval", errors.New("audit log down"))
+	if _, _, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, bob.sub(), "", passkey.Meta{}); err == nil {
+		t.Fatal("an approval was accepted without its audit record")
+	}
+	h.aud.fail(nil)
+	// carol (security) completes the rule with bob (team-leads) only if
+	// bob's unaudited approval counts.
+	_, g, err := h.approve(carol, r.ID)
+	if g != nil {
+		t.Fatalf("grant %s made with an unaudited approval", g.ID)
+	}
+	wantErr(t, err, airlock.ECONFLICT, ReasonNotPending)
+	if got := h.request(r.ID); got.Status != airlock.RequestCancelled || got.ResolvedBy != "system" || got.GrantID != "" {
+		t.Fatalf("request %+v, want cancelled by system", got)
+	}
+	if gs := h.grantsOf(alice.user.ID); len(gs) != 0 {
+		t.Fatalf("grants %+v", gs)
+	}
+}
+
+// TestGrantAuditFailureEndReason: a grant whose records could not be
+// written is ended at once, with a defined end reason.
+func TestGrantAuditFailureEndReason(t *testing.T) {
+	defined := []string{airlock.EndExpired, airlock.EndDone, airlock.EndRevokedByAdmin, airlock.EndSessionEnded,
+		airlock.EndDeviceUntrusted, airlock.EndDeviceNonCompliant, airlock.EndCredentialRevoked, airlock.EndUserDisabled,
+		airlock.EndAuditFailed}
+	for _, typ := range []string{"elevation.approved", "elevation.granted"} {
+		t.Run("fail-"+typ, func(t *testing.T) {
+			h := newHarness(t, nil)
+			r, _ := h.ask(h.p("alice"), "deployer@ci", time.Hour)
+			h.aud.failOn(typ, errors.New("audit log down"))
+			if _, _, err := h.approve(h.p("frank"), r.ID); err == nil {
+				t.Fatal("approved without the grant's audit records")
+			}
+			gs := h.grantsOf("u-alice")
+			if len(gs) != 1 || gs[0].EndedAt.IsZero() {
+				t.Fatalf("grants %+v, want one, ended", gs)
+			}
+			if !slices.Contains(defined, gs[0].EndReason) || gs[0].EndReason != airlock.EndAuditFailed {
+				t.Fatalf("end reason %q, want %q (a defined one)", gs[0].EndReason, airlock.EndAuditFailed)
+			}
+		})
+	}
+}
+
+// TestApprovalsRecheckedAtQuorum: an approval counts only while its
+// approver could still give it: an approver since disabled, moved to a
+// less privileged tier or out of the group they approved for, or whose
+// passkey or device was revoked (lost, stolen, compromised) no longer
+// fills a place; the approval stays on record.
+func TestApprovalsRecheckedAtQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(h *harness, bob *person)
+	}{
+		{"fail-approver-disabled", func(h *harness, bob *person) {
+			bob.user.Disabled = true
+			if err := h.store.UpdateUser(h.ctx, bob.user); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-approver-left-group", func(h *harness, bob *person) {
+			bob.user.Roles = []string{"approvers"}
+			if err := h.store.UpdateUser(h.ctx, bob.user); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-approver-tier-lowered", func(h *harness, bob *person) {
+			bob.user.Tier = 1
+			if err := h.store.UpdateUser(h.ctx, bob.user); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-approver-passkey-revoked", func(h *harness, bob *person) {
+			if err := h.store.RevokeCredential(h.ctx, bob.auth.Credentials()[0].ID, h.clk.Now()); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-approver-device-revoked", func(h *harness, bob *person) {
+			bob.dev.Trust = airlock.TrustRevoked
+			if err := h.store.UpdateDevice(h.ctx, bob.dev); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			alice, bob, carol := h.p("alice"), h.p("bob"), h.p("carol")
+			r, _ := h.ask(alice, "dba@db-prod", 30*time.Minute)
+			h.mustApprove(bob, r.ID) // team-leads
+			tc.change(h, bob)
+			got, g := h.mustApprove(carol, r.ID) // security
+			if g != nil || got.Status != airlock.RequestPending {
+				t.Fatalf("carol + a no longer eligible bob made grant %+v (request %s)", g, got.Status)
+			}
+			if v, err := h.svc.Get(h.ctx, r.ID, carol.sub()); err != nil || !slices.Equal(v.Missing, []Quorum{{"team-leads", 1}}) {
+				t.Fatalf("view missing %+v (%v), want 1 of team-leads", v, err)
+			}
+			if n := len(h.approvals(r.ID)); n != 2 {
+				t.Fatalf("%d approvals on record, want both", n)
+			}
+			// Another team lead completes the rule.
+			got, g = h.mustApprove(h.p("dave"), r.ID)
+			if g == nil || got.Status != airlock.RequestApproved {
+				t.Fatalf("carol + dave: %+v", got)
+			}
+			ev := h.aud.ofType("elevation.approved")
+			if approvers, _ := ev[len(ev)-1].Details["approvers"].([]string); slices.Contains(approvers, bob.user.ID) {
+				t.Fatalf("elevation.approved counts bob: %v", approvers)
+			}
+		})
+	}
+	t.Run("ok-approver-still-eligible", func(t *testing.T) {
+		h := newHarness(t, nil)
+		r, _ := h.ask(h.p("alice"), "dba@db-prod", 30*time.Minute)
+		h.mustApprove(h.p("bob"), r.ID)
+		h.clk.Advance(10 * time.Minute)
+		if _, g := h.mustApprove(h.p("carol"), r.ID); g == nil {
+			t.Fatal("bob + carol made no grant")
+		}
+	})
+}
+
+// TestApprovalRefusedWhenRequesterGone: a request whose grant could not
+// stand — the requester's session ended, their device untrusted or
+// non-compliant, their passkey revoked, their account disabled — is not
+// approved into a grant that is dead on arrival.
+func TestApprovalRefusedWhenRequesterGone(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(h *harness, alice *person)
+	}{
+		{"fail-requester-session-ended", func(h *harness, alice *person) {
+			if err := h.store.EndSession(h.ctx, alice.sess.ID, "logout", h.clk.Now()); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-requester-disabled", func(h *harness, alice *person) {
+			alice.user.Disabled = true
+			if err := h.store.UpdateUser(h.ctx, alice.user); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-requester-device-untrusted", func(h *harness, alice *person) {
+			alice.dev.Trust = airlock.TrustPending
+			if err := h.store.UpdateDevice(h.ctx, alice.dev); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-requester-device-noncompliant", func(h *harness, alice *person) {
+			alice.dev.Posture.DiskEncrypted = false
+			if err := h.store.UpdateDevice(h.ctx, alice.dev); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+		{"fail-requester-passkey-revoked", func(h *harness, alice *person) {
+			if err := h.store.RevokeCredential(h.ctx, alice.sess.CredentialID, h.clk.Now()); err != nil {
+				h.tb.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			alice, frank := h.p("alice"), h.p("frank")
+			r, _ := h.ask(alice, "deployer@ci", time.Hour) // 1 of approvers
+			b, err := h.begin(frank, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := frank.auth.Assert(testOrigin, mustJSON(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.change(h, alice)
+			_, g, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, frank.sub(), "", passkey.Meta{})
+			if g != nil {
+				t.Fatalf("grant %+v made for a requester no longer in good standing", g)
+			}
+			wantErr(t, err, airlock.ECONFLICT, ReasonRequesterInvalid)
+			if n := len(h.approvals(r.ID)); n != 0 {
+				t.Fatalf("%d approvals stored", n)
+			}
+			_, err = h.begin(h.p("gina"), r.ID)
+			wantErr(t, err, airlock.ECONFLICT, ReasonRequesterInvalid)
+			if e := h.aud.ofType("elevation.approval"); e[len(e)-1].Reason != string(ReasonRequesterInvalid) {
+				t.Fatalf("refusal audited as %+v", e[len(e)-1])
+			}
+		})
+	}
+}
