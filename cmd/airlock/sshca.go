@@ -228,19 +228,28 @@ func readLimited(path string, limit int64) ([]byte, error) {
 
 // fetchPublic GETs a public document from an Airlock server: https, or
 // plain http to a loopback address only (a CA key or key set fetched over
-// plain http from afar could be anyone's).
+// plain http from afar could be anyone's) — redirects included.
 func fetchPublic(server, path string, limit int64) ([]byte, error) {
 	u, err := url.Parse(strings.TrimSuffix(server, "/"))
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+	if err != nil || u.Host == "" || !protectedURL(u) {
 		return nil, fmt.Errorf("--server must be an https URL (plain http only to loopback), not %q", server)
 	}
+	client := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if !protectedURL(req.URL) {
+			return fmt.Errorf("refused a redirect to %s: only https (plain http only to loopback)", req.URL.Redacted())
+		}
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -256,4 +265,9 @@ func fetchPublic(server, path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: answer larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// protectedURL reports whether u is https, or plain http to loopback.
+func protectedURL(u *url.URL) bool {
+	return u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))
 }

@@ -231,3 +231,22 @@ func TestSSHServices(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchPublicRedirect: --server is https (or loopback http) for the
+// whole fetch: a redirect to plain http elsewhere is refused rather than
+// followed, so the CA key or key set never comes over an unprotected hop.
+func TestFetchPublicRedirect(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://airlock.invalid"+r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"sshca", "pubkey", "--server", srv.URL},
+		{"grant", "verify", "--server", srv.URL, "a.b.c"},
+	} {
+		out, errOut, code := runCLI(t, args...)
+		if code == 0 || out != "" || !strings.Contains(errOut, "redirect") || !strings.Contains(errOut, "https") {
+			t.Errorf("%v: code %d, out %q, err %q; want the redirect to plain http refused", args[:2], code, out, errOut)
+		}
+	}
+}
