@@ -98,12 +98,15 @@ func clipText(s string) string {
 
 // Covers reports whether a grant of scope s covers the resource named name
 // of tier t: a role scope covers its own resource, a tier scope every
-// resource of its tier or a less privileged one.
+// resource of its tier or a less privileged one. Either way the resource's
+// tier t must be no more privileged than the scope's: a resource
+// reclassified to a more privileged tier after the grant was approved (for
+// the tier it had then) is no longer covered.
 func (s Scope) Covers(name string, t Tier) bool {
 	if s.IsTier {
 		return t >= s.Tier
 	}
-	return s.Resource == name
+	return s.Resource == name && t >= s.Tier
 }
 
 // AccessRequest is a user's request for time-bounded privilege: a scope, for

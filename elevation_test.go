@@ -34,6 +34,15 @@ func TestScopeCovers(t *testing.T) {
 	if !role.Covers("db-prod", 1) || role.Covers("db-test", 1) || role.Covers("db-prod2", 1) {
 		t.Error("role scope covers only its own resource")
 	}
+	// A resource reclassified to a more privileged tier after the grant
+	// was approved is no longer covered: the approval (or auto-approval)
+	// was for the tier the scope had then.
+	if role.Covers("db-prod", 0) {
+		t.Error("role scope of tier 1 covers its resource at tier 0")
+	}
+	if !role.Covers("db-prod", 2) {
+		t.Error("role scope of tier 1 does not cover its resource at tier 2")
+	}
 	tier1 := Scope{Tier: 1, IsTier: true}
 	if !tier1.Covers("x", 1) || !tier1.Covers("y", 2) || tier1.Covers("z", 0) {
 		t.Error("tier scope covers its tier and less privileged ones only")

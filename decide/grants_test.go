@@ -44,6 +44,9 @@ func TestDecideGrants(t *testing.T) {
 		{"ok-tier-grant-covers-less-privileged", []*airlock.Grant{grant(airlock.Scope{Tier: 0, IsTier: true})}, nil, policy.Allow, nil},
 		{"fail-tier-grant-less-privileged", []*airlock.Grant{grant(airlock.Scope{Tier: 2, IsTier: true})}, nil, policy.Deny, nil},
 		{"fail-grant-on-other-resource", []*airlock.Grant{grant(airlock.Scope{Role: "dba", Resource: "prod-hosts", Tier: 1})}, nil, policy.Deny, nil},
+		// db-prod (tier 1 now) was tier 2 when the grant was approved: a
+		// grant never covers more privilege than it was approved for.
+		{"fail-role-grant-resource-reclassified-more-privileged", []*airlock.Grant{grant(airlock.Scope{Role: "dba", Resource: "db-prod", Tier: 2})}, nil, policy.Deny, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
