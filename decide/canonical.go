@@ -265,7 +265,7 @@ func plainText(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsGraphic(r) || (unicode.IsSpace(r) && r != ' ') {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) || (unicode.IsSpace(r) && r != ' ') || blankGraphic(r) {
 			return false
 		}
 	}
@@ -294,7 +294,7 @@ func quoteVisible(s string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case r == ' ' || (unicode.IsGraphic(r) && !unicode.IsSpace(r)):
+		case r == ' ' || (unicode.IsGraphic(r) && !unicode.IsSpace(r) && !blankGraphic(r)):
 			b.WriteRune(r)
 		default:
 			q := strconv.QuoteRuneToASCII(r) // e.g. '\u00a0', '\n'
@@ -303,6 +303,16 @@ func quoteVisible(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// blankGraphic reports a character Unicode counts as graphic that shows
+// as nothing or as a blank: the default-ignorable ones of letter or mark
+// category (U+034F combining grapheme joiner, the Hangul fillers U+115F,
+// U+1160, U+3164, U+FFA0, the Khmer inherent vowels U+17B4/5, …), the
+// variation selectors, and the Braille blank U+2800. Shown raw, they would
+// make two different texts read alike ("INC-12\u034f34" as "INC-1234").
+func blankGraphic(r rune) bool {
+	return r == 0x2800 || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || unicode.Is(unicode.Variation_Selector, r)
 }
 
 // displayKey is DisplayText for a key, which is also quoted when it
