@@ -44,3 +44,55 @@ func TestElevationPagesShowInvisibleGraphicCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestElevationCrossSiteRefused: every state-changing elevation route
+// refuses a cookie-authenticated request from another origin (or none),
+// and changes nothing; the same request from our own origin works.
+func TestElevationCrossSiteRefused(t *testing.T) {
+	e := newEnv(t, withElevation())
+	p := e.elevationPeople()
+	cookie := func(tok string) string { return "airlock_session=" + tok }
+	pending := e.ask(p.rita, "dba@db-prod", 30*time.Minute, "fix replication")
+	id := nested(pending, "request")["id"].(string)
+	granted := e.ask(p.rita, "viewer@grafana", 30*time.Minute, "read dashboards")
+	gid, _ := nested(granted, "grant")["id"].(string)
+	if gid == "" {
+		t.Fatalf("no grant: %s", granted.raw)
+	}
+	for _, c := range []struct {
+		name, tok, path string
+		body            any
+	}{
+		{"request", p.rita, "/v1/elevation/requests", map[string]any{"scope": "viewer@grafana", "duration_s": 600, "reason": "csrf"}},
+		{"deny", p.alex, "/v1/elevation/requests/" + id + "/deny", map[string]any{"reason": "csrf"}},
+		{"cancel", p.rita, "/v1/elevation/requests/" + id + "/cancel", map[string]any{}},
+		{"approval-begin", p.alex, "/v1/approval/begin", map[string]any{"request": id}},
+		{"approval-finish", p.alex, "/v1/approval/finish", map[string]any{"ceremony": "x", "credential": map[string]any{}}},
+		{"end-grant", p.rita, "/v1/grants/" + gid + "/end", map[string]any{}},
+		{"admin-revoke", p.admin, "/v1/admin/grants/" + gid + "/revoke", map[string]any{}},
+	} {
+		for _, origin := range []string{"https://evil.example", "null", ""} {
+			hdr := map[string]string{"Cookie": cookie(c.tok)}
+			if origin != "" {
+				hdr["Origin"] = origin
+			}
+			if r := e.req("POST", c.path, c.body, "", hdr); r.status != http.StatusForbidden {
+				t.Errorf("fail-%s-origin-%q: %d %s, want 403", c.name, origin, r.status, r.raw)
+			}
+		}
+	}
+	if r := e.req("GET", "/v1/elevation/requests/"+id, nil, p.rita, nil); nested(r, "request")["status"] != "pending" {
+		t.Fatalf("request after cross-site posts: %s", r.raw)
+	}
+	if r := e.req("GET", "/v1/grants/"+gid, nil, p.rita, nil); r.body["active"] != true {
+		t.Fatalf("grant after cross-site posts: %s", r.raw)
+	}
+	if r := e.req("GET", "/v1/elevation/requests", nil, p.rita, nil); len(r.body["requests"].([]any)) != 2 {
+		t.Fatalf("a cross-site request was made: %s", r.raw)
+	}
+	// ok-same-origin: the page's own request goes through.
+	r := e.req("POST", "/v1/elevation/requests/"+id+"/deny", map[string]any{"reason": "not now"}, "", map[string]string{"Cookie": cookie(p.alex), "Origin": e.origin})
+	if r.status != http.StatusOK || nested(r, "request")["status"] != "denied" {
+		t.Fatalf("ok-same-origin deny: %d %s", r.status, r.raw)
+	}
+}
