@@ -246,7 +246,8 @@ func (s *Service) ListRequests(ctx context.Context, viewer decide.Subject, pendi
 // whose requester's session, device, passkey or account is no longer good
 // (ECONFLICT, ReasonRequesterInvalid: its grant would be dead). The challenge
 // is SHA-256(nonce ‖ request digest); only approver's passkeys on their
-// session's device are allowed. Audited "elevation.approval_started"
+// session's device that may serve the scope's tier are allowed (a synced
+// passkey, tier 2 at most, never approves a tier-0 or tier-1 request). Audited "elevation.approval_started"
 // (refusals "elevation.approval", outcome denied).
 func (s *Service) BeginApproval(ctx context.Context, id string, approver decide.Subject, meta passkey.Meta) (*passkey.Begin, error) {
 	if err := checkSubject(approver); err != nil {
@@ -261,7 +262,11 @@ func (s *Service) BeginApproval(ctx context.Context, id string, approver decide.
 	if _, err := s.approvable(ctx, r, approver, now, am); err != nil {
 		return nil, s.refuseApproval(ctx, "begin", id, r, approver, err, am)
 	}
-	b, err := s.passkeys.BeginApproval(ctx, confirmer(approver), r.ID, r.Digest)
+	// The approving passkey must be fit for the scope's tier (never a
+	// synced one for tier 0 or 1).
+	c := confirmer(approver)
+	c.Tier = r.Scope.Tier
+	b, err := s.passkeys.BeginApproval(ctx, c, r.ID, r.Digest)
 	if err != nil {
 		return nil, s.refuseApproval(ctx, "begin", id, r, approver, err, am)
 	}

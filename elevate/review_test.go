@@ -1,13 +1,17 @@
 package elevate
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"airlock"
+	"airlock/decide"
 	"airlock/passkey"
+	"airlock/passkey/passkeytest"
+	"airlock/policy"
 )
 
 // TestUnauditedApprovalNeverCounts: an approval stored whose audit record
@@ -214,4 +218,100 @@ func TestApprovalRefusedWhenRequesterGone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// enrolSynced enrols a synced (backup-eligible) passkey for p on p's own
+// device: it may serve tier 2 only.
+func (h *harness) enrolSynced(p *person) (*passkeytest.Authenticator, []byte) {
+	h.tb.Helper()
+	a := passkeytest.New()
+	a.Flags = passkeytest.Flags{BackupEligible: true, BackupState: true}
+	secret, _, err := h.pk.IssueEnrolmentToken(h.ctx, "issuer", p.user.ID, p.dev.ID, airlock.PurposeEnrol, passkey.Meta{})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	b, err := h.pk.BeginEnrol(h.ctx, secret, passkey.Meta{})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	resp, _, err := a.Register(testOrigin, mustJSON(h.tb, b))
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	res, err := h.pk.FinishEnrol(h.ctx, b.Ceremony, resp, passkey.Meta{})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	if res.Credential.TierCap != 2 {
+		h.tb.Fatalf("synced passkey tier cap %d, want 2", res.Credential.TierCap)
+	}
+	return a, res.Credential.ID
+}
+
+// TestApprovalPasskeyMustServeScopeTier: the approval's own assertion must
+// come from a passkey fit for the scope's tier. An approver on a tier-0
+// session (signed in with a device-bound passkey) who also has a synced
+// passkey on that device cannot approve a tier-0 or tier-1 request with
+// the synced one (NIST SP 800-63B-4: syncable authenticators are not
+// AAL3; DESIGN: a synced passkey never serves above tier 2): it is not
+// offered, and an assertion made with it anyway is refused.
+func TestApprovalPasskeyMustServeScopeTier(t *testing.T) {
+	for _, tc := range []struct{ name, scope, approver string }{
+		{"fail-synced-passkey-tier-0-scope", "dba@db-prod", "bob"},
+		{"fail-synced-passkey-tier-1-scope", "deployer@ci", "frank"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			p := h.p(tc.approver)
+			synced, syncedID := h.enrolSynced(p)
+			r, _ := h.ask(h.p("alice"), tc.scope, 30*time.Minute)
+			b, err := h.begin(p, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o struct {
+				PublicKey struct {
+					AllowCredentials []struct{ ID string } `json:"allowCredentials"`
+				} `json:"publicKey"`
+			}
+			if err := json.Unmarshal(mustJSON(t, b), &o); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range o.PublicKey.AllowCredentials {
+				if c.ID == b64(syncedID) {
+					t.Errorf("the synced passkey is offered for a tier-%d approval", r.Scope.Tier)
+				}
+			}
+			resp, err := synced.Assert(testOrigin, mustJSON(t, b), passkeytest.WithCredential(syncedID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, g, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, p.sub(), "", passkey.Meta{})
+			if g != nil {
+				t.Fatalf("grant %s from a synced passkey's approval", g.ID)
+			}
+			wantErr(t, err, airlock.EUNAUTHORIZED, Reason(passkey.ReasonWrongCredential))
+			if n := len(h.approvals(r.ID)); n != 0 {
+				t.Fatalf("%d approvals stored", n)
+			}
+		})
+	}
+	t.Run("ok-synced-passkey-tier-2-scope", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.dec.decide = func(decide.Request) policy.Decision { return policy.Decision{Outcome: policy.ApprovalRequired} }
+		frank := h.p("frank")
+		synced, syncedID := h.enrolSynced(frank)
+		r, _ := h.ask(h.p("alice"), "viewer@grafana", 30*time.Minute)
+		b, err := h.begin(frank, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := synced.Assert(testOrigin, mustJSON(t, b), passkeytest.WithCredential(syncedID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, g, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, frank.sub(), "", passkey.Meta{}); err != nil || g == nil {
+			t.Fatalf("tier-2 approval with a synced passkey: %+v %v", g, err)
+		}
+	})
 }

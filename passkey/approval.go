@@ -64,7 +64,8 @@ type DigestFunc func(ctx context.Context, ref string) ([]byte, error)
 
 // BeginApproval starts the ceremony by which c approves the thing named
 // ref (an access request id) whose digest is digest. The options allow
-// exactly c's unrevoked passkeys on c's device and require user
+// exactly c's unrevoked passkeys on c's device that may serve c.Tier (the
+// scope's tier; stored with the ceremony) and require user
 // verification; the challenge is SHA-256(nonce ‖ digest) (StepUpChallenge).
 // Whether c may approve ref at all is the caller's decision, made before.
 // Nothing is audited here: the caller records the approval step with its
@@ -89,8 +90,10 @@ func (s *Service) BeginApproval(ctx context.Context, c Confirmer, ref string, di
 // challenge from it, so that a ceremony begun for one request, or a request
 // changed since, cannot be approved; then verifies the assertion like a
 // step-up (verifyBound: origin, type, challenge, rpIdHash, UP, UV from this
-// assertion, BE/BS, a passkey of c's user on c's device, its signature, not
-// revoked, user enabled, device not revoked, sign count / clone rule) and
+// assertion, BE/BS, a passkey of c's user on c's device that the ceremony
+// offered, its signature, not revoked, user enabled, device not revoked, a
+// tier at least as privileged as the one stored at begin still served,
+// sign count / clone rule) and
 // refreshes the session's last user verification. Every refusal is counted
 // as a failed ceremony of c's user. Nothing is audited here but what
 // acceptAssertion audits (BE change, clone warning): the caller records the
@@ -143,7 +146,7 @@ func (s *Service) finishBound(ctx context.Context, kind, ceremonyID string, cred
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonRequestBinding, nil, "the passkey ceremony was not started for this request as it is now")
 	}
 	var credID []byte
-	u, d, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, c.UserID, c.DeviceID, meta, &credID)
+	u, d, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, c.UserID, c.DeviceID, st.Tier, meta, &credID)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,14 @@ type Confirmer struct {
 	// SessionID, when set, is the only session that may finish the
 	// ceremony, and the one whose last user verification it refreshes.
 	SessionID string
+	// Tier is the tier the confirmation is for (an approval: the scope's
+	// tier): only passkeys that may serve it — or a more privileged one —
+	// are offered and accepted, so a synced passkey (tier 2 at most) never
+	// approves a tier-0 or tier-1 request. The zero value is tier 0, the
+	// strictest. It is stored with the ceremony at begin; at finish the
+	// stored tier applies. A step-up asks for airlock.MaxTier (any tier:
+	// the policy judged the session's tier).
+	Tier airlock.Tier
 }
 
 // boundState is the stored state of a bound ceremony: go-webauthn's
@@ -39,11 +47,15 @@ type boundState struct {
 	Nonce     []byte `json:"airlock_nonce"`
 	DeviceID  string `json:"airlock_device,omitempty"`
 	SessionID string `json:"airlock_session,omitempty"`
+	// Tier is the Confirmer's: the least privileged tier the confirming
+	// passkey may serve.
+	Tier airlock.Tier `json:"airlock_tier"`
 }
 
 // beginBound starts a ceremony of kind that c confirms, bound to ref (the
 // ceremony's Ref: what it confirms) through digest: the options allow
-// exactly c's unrevoked passkeys on c's device, require user verification,
+// exactly c's unrevoked passkeys on c's device that may serve c.Tier,
+// require user verification,
 // and carry the challenge SHA-256(nonce ‖ digest) with a fresh 32-byte
 // nonce. A disabled user or one without such a passkey is refused.
 func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref string, digest []byte) (*Begin, error) {
@@ -63,9 +75,13 @@ func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref 
 	}
 	var allowed []webauthn.Credential
 	for _, cr := range creds {
-		if cr.DeviceID == c.DeviceID && !cr.IsRevoked() {
-			allowed = append(allowed, webauthnCredential(cr, cr.BackupEligible))
+		if cr.DeviceID != c.DeviceID || cr.IsRevoked() {
+			continue
 		}
+		if t, ok := s.effectiveTier(u, cr); !ok || t > c.Tier {
+			continue
+		}
+		allowed = append(allowed, webauthnCredential(cr, cr.BackupEligible))
 	}
 	if len(allowed) == 0 {
 		return nil, fail(airlock.EFORBIDDEN, ReasonNoCredential, nil, "you have no usable passkey on this session's device")
@@ -80,7 +96,7 @@ func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref 
 	if err != nil {
 		return nil, airlock.Wrap(airlock.EINTERNAL, "could not start the "+kind+" ceremony", err)
 	}
-	st := &boundState{SessionData: *session, Nonce: nonce}
+	st := &boundState{SessionData: *session, Nonce: nonce, Tier: c.Tier}
 	if kind != KindStepUp {
 		st.DeviceID, st.SessionID = c.DeviceID, c.SessionID
 	}
@@ -92,12 +108,17 @@ func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref 
 // origin), UP and UV from this assertion, the RP ID hash, BE/BS; a
 // credential of userID bound to deviceID, its signature, then — once the
 // caller proved possession of the key — not revoked, the user enabled, the
-// device in the inventory and not revoked, some tier still served, and the
+// device in the inventory and not revoked, a tier at least as privileged
+// as maxTier still served, and the
 // backup-eligibility and sign-count rules of acceptAssertion (which also
-// records the use). The raw credential id, once parsed, is stored in
+// records the use). The passkey must be one the ceremony offered (its
+// allow-list); go-webauthn is then shown that passkey alone, as the whole
+// allow-list (it refuses a list naming credentials it was not given, which
+// made every confirmation fail for a person with two passkeys on the
+// device). The raw credential id, once parsed, is stored in
 // *credID for the caller's failure record. Whether the challenge was
 // derived from the right digest is the caller's check, made before.
-func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, credentialJSON []byte, userID, deviceID string, meta Meta, credID *[]byte) (*airlock.User, *airlock.Device, *airlock.Credential, error) {
+func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, credentialJSON []byte, userID, deviceID string, maxTier airlock.Tier, meta Meta, credID *[]byte) (*airlock.User, *airlock.Device, *airlock.Credential, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(credentialJSON)
 	if err != nil {
 		return nil, nil, nil, fail(airlock.EINVALID, ReasonParse, err, "malformed assertion response (expected PublicKeyCredential JSON from credential.toJSON())")
@@ -136,8 +157,18 @@ func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, cre
 	if h := parsed.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, u.Handle) {
 		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonUserHandle, nil, "the assertion's userHandle does not belong to the passkey's owner")
 	}
+	// WebAuthn L3 §7.2 step 1: the credential is one of allowCredentials.
+	offered := len(sd.AllowedCredentialIDs) == 0
+	for _, id := range sd.AllowedCredentialIDs {
+		offered = offered || bytes.Equal(id, cred.ID)
+	}
+	if !offered {
+		return nil, nil, nil, fail(airlock.EUNAUTHORIZED, ReasonWrongCredential, nil, "this passkey was not offered for this confirmation")
+	}
+	one := *sd
+	one.AllowedCredentialIDs = [][]byte{cred.ID}
 	assertedBE := ad.Flags.HasBackupEligible()
-	wc, err := s.wa.ValidateLogin(&waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, *sd, parsed)
+	wc, err := s.wa.ValidateLogin(&waUser{u: u, creds: []webauthn.Credential{webauthnCredential(cred, assertedBE)}}, one, parsed)
 	if err != nil {
 		return nil, nil, nil, libraryFailure(err)
 	}
@@ -159,6 +190,10 @@ func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, cre
 	tier, ok := s.effectiveTier(u, cred)
 	if !ok {
 		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey no longer satisfies the policy of any tier the user may use")
+	}
+	if tier > maxTier {
+		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil,
+			"this passkey may serve tier %d at most; confirming this needs a passkey fit for tier %d (a device-bound one)", tier, maxTier)
 	}
 	if err := s.acceptAssertion(ctx, u, d, cred, ad, wc, tier, meta); err != nil {
 		return nil, nil, nil, err

@@ -80,7 +80,7 @@ func (s *Service) beginStepUp(ctx context.Context, txID, sessionID string) (*air
 	if err != nil {
 		return t, nil, err
 	}
-	b, err := s.beginBound(ctx, KindStepUp, Confirmer{UserID: t.UserID, DeviceID: t.DeviceID}, t.ID, t.Digest)
+	b, err := s.beginBound(ctx, KindStepUp, Confirmer{UserID: t.UserID, DeviceID: t.DeviceID, Tier: airlock.MaxTier}, t.ID, t.Digest)
 	return t, b, err
 }
 
@@ -156,7 +156,7 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 
 	// WebAuthn L3 §7.2 with UV required, for a passkey of the
 	// transaction's user on the transaction's device.
-	_, _, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, t.UserID, t.DeviceID, meta, credID)
+	_, _, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, t.UserID, t.DeviceID, airlock.MaxTier, meta, credID)
 	if err != nil {
 		return nil, err
 	}
