@@ -33,8 +33,7 @@ type Confirmer struct {
 	// are offered and accepted, so a synced passkey (tier 2 at most) never
 	// approves a tier-0 or tier-1 request. The zero value is tier 0, the
 	// strictest. It is stored with the ceremony at begin; at finish the
-	// stored tier applies. A step-up asks for airlock.MaxTier (any tier:
-	// the policy judged the session's tier).
+	// stored tier applies. A step-up asks for its session's tier.
 	Tier airlock.Tier
 }
 

@@ -101,3 +101,50 @@ func TestApprovalPasskeyTier(t *testing.T) {
 		}
 	})
 }
+
+// TestStepUpPasskeyTier: a step-up is a fresh confirmation for the
+// session's tier: on a tier-0 session a synced passkey (tier 2 at most) on
+// the same device neither is offered nor confirms anything; on a tier-2
+// session it does.
+func TestStepUpPasskeyTier(t *testing.T) {
+	setup := func(t *testing.T, sessionTier airlock.Tier) (*stepUpFixture, *passkeytest.Authenticator, []byte) {
+		f := newStepUp(t)
+		if sessionTier != f.session.Tier {
+			f.session.ID, f.session.TokenHash, f.session.Tier = "ses-alice-2", []byte("hash-alice-2"), sessionTier
+			if err := f.h.store.CreateSession(f.h.ctx, f.session); err != nil {
+				t.Fatal(err)
+			}
+			f.tx = f.newTx(t, "txn-2")
+		}
+		synced := passkeytest.New()
+		synced.Flags = passkeytest.Flags{BackupEligible: true, BackupState: true}
+		res, _ := f.h.enrol(synced, f.alice, f.laptop)
+		return f, synced, res.Credential.ID
+	}
+	t.Run("fail-synced-passkey-tier-0-session", func(t *testing.T) {
+		f, synced, id := setup(t, 0)
+		cid, opt := f.begin(t, f.tx.ID, f.session.ID)
+		if strings.Contains(string(opt), b64(id)) {
+			t.Errorf("a tier-0 step-up offers the synced passkey: %s", opt)
+		}
+		resp, err := synced.Assert(testOrigin, opt, passkeytest.WithCredential(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.h.svc.FinishStepUp(f.h.ctx, cid, resp, f.session.ID, Meta{})
+		wantErr(t, err, airlock.EUNAUTHORIZED, ReasonWrongCredential)
+		f.notCompleted(t)
+	})
+	t.Run("ok-device-bound-passkey-tier-0-session", func(t *testing.T) {
+		f, _, _ := setup(t, 0)
+		if _, err := f.run(t, f.auth); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ok-synced-passkey-tier-2-session", func(t *testing.T) {
+		f, synced, id := setup(t, 2)
+		if _, err := f.run(t, synced, passkeytest.WithCredential(id)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

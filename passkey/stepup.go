@@ -58,7 +58,9 @@ type StepUpResult struct {
 // transaction's own session may begin it (sessionID), before the
 // transaction expires and while it is not completed. The options allow
 // exactly the unrevoked passkeys of the session's user bound to the
-// session's device, require user verification, and carry the challenge
+// session's device that may serve the session's tier (a synced passkey,
+// tier 2 at most, never confirms on a tier-0 or tier-1 session), require
+// user verification, and carry the challenge
 // SHA-256(nonce ‖ transaction digest). Audited "stepup.begin" (refusals
 // "stepup.failure").
 func (s *Service) BeginStepUp(ctx context.Context, txID, sessionID string, meta Meta) (*Begin, error) {
@@ -80,7 +82,13 @@ func (s *Service) beginStepUp(ctx context.Context, txID, sessionID string) (*air
 	if err != nil {
 		return t, nil, err
 	}
-	b, err := s.beginBound(ctx, KindStepUp, Confirmer{UserID: t.UserID, DeviceID: t.DeviceID, Tier: airlock.MaxTier}, t.ID, t.Digest)
+	// A step-up confirms for the session's tier: only passkeys that may
+	// serve it (never a synced one on a tier-0 or tier-1 session).
+	sess, err := s.store.FindSessionByID(ctx, t.SessionID)
+	if err != nil {
+		return t, nil, storeFail(err, "session lookup")
+	}
+	b, err := s.beginBound(ctx, KindStepUp, Confirmer{UserID: t.UserID, DeviceID: t.DeviceID, Tier: sess.Tier}, t.ID, t.Digest)
 	return t, b, err
 }
 
@@ -114,7 +122,8 @@ func (s *Service) openTransaction(ctx context.Context, txID, sessionID string) (
 // challenge is SHA-256(nonce ‖ digest) of that very transaction, verifies
 // the assertion (WebAuthn L3 §7.2, UV required and read from this
 // assertion) for a credential that belongs to the transaction's user AND
-// device and is not revoked, applies the same backup-eligibility and
+// device, was offered, still serves the session's tier (as at begin) and is
+// not revoked, applies the same backup-eligibility and
 // sign-count rules as login (acceptAssertion), and then, once: stores the
 // hash of a new random proof on the transaction (valid Config.ProofTTL),
 // refreshes the session's last user verification, and audits
@@ -156,7 +165,7 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 
 	// WebAuthn L3 §7.2 with UV required, for a passkey of the
 	// transaction's user on the transaction's device.
-	_, _, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, t.UserID, t.DeviceID, airlock.MaxTier, meta, credID)
+	_, _, cred, err := s.verifyBound(ctx, &st.SessionData, credentialJSON, t.UserID, t.DeviceID, st.Tier, meta, credID)
 	if err != nil {
 		return nil, err
 	}
