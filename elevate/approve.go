@@ -292,9 +292,10 @@ func confirmer(sub decide.Subject) passkey.Confirmer {
 // approver's session device, over the challenge derived from that very
 // request's current digest (package passkey, FinishApproval). The approval
 // is stored with approver's groups in the rule (and the comment, ≤ 500
-// characters) and audited; if that record cannot be written the request is
-// withdrawn (cancelled by "system"), so that an unaudited approval never
-// counts. When the approvals that still count (countable: approver still
+// characters), its audit record written first (no record, no approval: a
+// stored approval counts at once, also for a concurrent approver; a store
+// refusal then follows as a refusal at stage "store"). When the approvals
+// that still count (countable: approver still
 // enabled, of the scope's tier, in the group, passkey and device not
 // revoked) now meet the rule's quorum — one person counting once across all
 // quorums (Count) — the request is approved and
@@ -336,12 +337,10 @@ func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credent
 	a := &airlock.Approval{RequestID: r.ID, ApproverID: approver.User.ID, SessionID: approver.Session.ID,
 		DeviceID: conf.Device.ID, CredentialID: conf.Credential.ID, Groups: groups, Comment: comment,
 		CreatedAt: conf.At.Truncate(time.Microsecond)}
-	if err := s.store.AddApproval(ctx, a); err != nil {
-		if airlock.ErrorCode(err) == airlock.ECONFLICT {
-			err = s.conflict(ctx, r.ID, approver.User.ID, err)
-		}
-		return nil, nil, s.refuseApproval(ctx, "store", r.ID, r, approver, err, am)
-	}
+	// The record comes first: a stored approval counts towards the
+	// quorum at once (also for a concurrent approver), so none may be
+	// stored without its record. If the store then refuses it, an
+	// "elevation.approval" refusal at stage "store" follows.
 	e := s.requestEvent("elevation.approval", airlock.OutcomeSuccess, r, am)
 	subjectFields(&e, approver)
 	e.CredentialID = b64(conf.Credential.ID)
@@ -354,15 +353,13 @@ func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credent
 		e.Details["comment"] = comment
 	}
 	if err := s.audit.Record(ctx, e); err != nil {
-		// The approval is stored but not audited: it must never count.
-		// The store cannot take an approval back, so the request is
-		// withdrawn (the requester asks again).
-		if rerr := s.store.ResolveAccessRequest(ctx, r.ID, airlock.RequestCancelled, "system", "an approval could not be audited", s.now(), nil); rerr == nil {
-			ce := s.requestEvent("elevation.cancelled", airlock.OutcomeFailure, r, am)
-			ce.Actor, ce.Reason = "system", "audit_failed"
-			_ = s.audit.Record(ctx, ce)
-		}
 		return nil, nil, err
+	}
+	if err := s.store.AddApproval(ctx, a); err != nil {
+		if airlock.ErrorCode(err) == airlock.ECONFLICT {
+			err = s.conflict(ctx, r.ID, approver.User.ID, err)
+		}
+		return nil, nil, s.refuseApproval(ctx, "store", r.ID, r, approver, err, am)
 	}
 
 	all, err := s.store.ListApprovals(ctx, r.ID)

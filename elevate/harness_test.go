@@ -32,11 +32,22 @@ type fakeAuditor struct {
 	events   []airlock.AuditEvent
 	err      error
 	failType string
+	// hook, if set, runs first (outside the lock); an error from it is
+	// returned instead of recording.
+	hook func(airlock.AuditEvent) error
 }
 
 var _ Auditor = (*fakeAuditor)(nil)
 
 func (f *fakeAuditor) Record(_ context.Context, e airlock.AuditEvent) error {
+	f.mu.Lock()
+	hook := f.hook
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(e); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil && (f.failType == "" || f.failType == e.Type) {

@@ -14,9 +14,12 @@ import (
 	"airlock/policy"
 )
 
-// TestUnauditedApprovalNeverCounts: an approval stored whose audit record
-// could not be written must not help make a grant — not this call's, and
-// not a later approver's.
+// TestUnauditedApprovalNeverCounts: an approval whose audit record could
+// not be written must not help make a grant — not this call's, and not a
+// later or concurrent approver's. Bob's record is held up (the audit log
+// hangs) while carol, the other half of the rule, approves; then bob's
+// record fails. Storing bob's approval before its record let carol's
+// count it; nothing may be stored before its record.
 func TestUnauditedApprovalNeverCounts(t *testing.T) {
 	h := newHarness(t, nil)
 	alice, bob, carol := h.p("alice"), h.p("bob"), h.p("carol")
@@ -29,23 +32,46 @@ func TestUnauditedApprovalNeverCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.aud.failOn("elevation.approval", errors.New("audit log down"))
-	if _, _, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, bob.sub(), "", passkey.Meta{}); err == nil {
-		t.Fatal("an approval was accepted without its audit record")
+	held, release := make(chan struct{}), make(chan struct{})
+	h.aud.hook = func(e airlock.AuditEvent) error {
+		if e.Type == "elevation.approval" && e.UserID == bob.user.ID && e.Outcome == airlock.OutcomeSuccess {
+			close(held)
+			<-release
+			return errors.New("audit log down")
+		}
+		return nil
 	}
-	h.aud.fail(nil)
+	done := make(chan error)
+	go func() {
+		_, _, err := h.svc.FinishApproval(h.ctx, b.Ceremony, resp, bob.sub(), "", passkey.Meta{})
+		done <- err
+	}()
+	<-held
 	// carol (security) completes the rule with bob (team-leads) only if
-	// bob's unaudited approval counts.
-	_, g, err := h.approve(carol, r.ID)
-	if g != nil {
-		t.Fatalf("grant %s made with an unaudited approval", g.ID)
+	// bob's approval, not yet audited, counts.
+	got, g, err := h.approve(carol, r.ID)
+	close(release)
+	if err := <-done; err == nil {
+		t.Fatal("bob's approval was accepted without its audit record")
 	}
-	wantErr(t, err, airlock.ECONFLICT, ReasonNotPending)
-	if got := h.request(r.ID); got.Status != airlock.RequestCancelled || got.ResolvedBy != "system" || got.GrantID != "" {
-		t.Fatalf("request %+v, want cancelled by system", got)
+	if err != nil {
+		t.Fatalf("carol's approval: %v", err)
+	}
+	if g != nil || got.Status != airlock.RequestPending {
+		t.Fatalf("grant %+v made with an unaudited approval (request %s)", g, got.Status)
+	}
+	for _, a := range h.approvals(r.ID) {
+		if a.ApproverID == bob.user.ID {
+			t.Fatal("bob's unaudited approval is stored")
+		}
 	}
 	if gs := h.grantsOf(alice.user.ID); len(gs) != 0 {
 		t.Fatalf("grants %+v", gs)
+	}
+	// The request is still open: bob may approve again.
+	h.aud.hook = nil
+	if _, g := h.mustApprove(bob, r.ID); g == nil {
+		t.Fatal("bob + carol made no grant once the log was back")
 	}
 }
 
