@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"airlock/granttoken"
@@ -154,6 +155,17 @@ func (m *Main) sshServices(cfg Config) error {
 	}
 	if err := cfg.GrantTokens.validate(); err != nil {
 		return err
+	}
+	if strings.HasPrefix(cfg.Store, "postgres") && m.Logger != nil {
+		// Replicas share the store but not the data directory: each would
+		// make its own CA and token key, and sshd or a token verifier
+		// would trust only one of them (docs/topology.md).
+		if cfg.SSHCA.KeyFile == "" {
+			m.Logger.Warn("shared store without sshca.key_file: this replica uses its own SSH CA key; give every replica the same key file")
+		}
+		if cfg.GrantTokens.KeyFile == "" {
+			m.Logger.Warn("shared store without grant_tokens.key_file: this replica signs grant tokens with its own key; give every replica the same key file")
+		}
 	}
 	caKey, err := m.loadSSHCAKey(cfg, true)
 	if err != nil {

@@ -164,10 +164,21 @@ func TestServeOnPostgres(t *testing.T) {
 	if !strings.HasPrefix(line, "bootstrap enrolment: "+s.origin+"/enrol?token=") {
 		t.Fatalf("bootstrap line %q", line)
 	}
-	// No database there; only the audit checkpoint signing key, made in
-	// the data directory unless audit.key_file names a (shared) one.
-	if entries, _ := os.ReadDir(s.m.Config.Data); len(entries) != 1 || entries[0].Name() != "audit-signing.key" {
-		t.Errorf("the data directory got %d files, want only audit-signing.key with --store postgres", len(entries))
+	// No database there; only the signing keys (audit checkpoints, SSH
+	// CA, grant tokens), made in the data directory unless their key_file
+	// settings name shared ones.
+	var names []string
+	entries, _ := os.ReadDir(s.m.Config.Data)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "audit-signing.key grant-token.key sshca.key" {
+		t.Errorf("the data directory holds %v, want only the three signing keys with --store postgres", names)
+	}
+	for _, key := range []string{"sshca.key_file", "grant_tokens.key_file"} {
+		if !strings.Contains(s.logs.String(), "shared store without "+key) {
+			t.Errorf("no warning about %s on a shared store", key)
+		}
 	}
 	if !strings.Contains(s.logs.String(), `store="postgres://postgres@`) {
 		t.Errorf("the start log does not name the store: %s", s.logs.String())
