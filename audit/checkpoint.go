@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"airlock"
+	"airlock/internal/keyfile"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -134,51 +135,18 @@ func LoadKey(path string) (*Key, error) {
 // 0600 (exclusively: of several processes starting together, one writes
 // and the others read its key). created reports whether this call made it.
 func LoadOrCreateKey(path, name string) (k *Key, created bool, err error) {
-	if k, err := LoadKey(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, false, err
-	}
-	skey, _, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		return nil, false, fmt.Errorf("audit: generate signing key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	// Written to a temporary file and linked into place, so that nobody
-	// ever reads a half-written key.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit-key-*")
-	if err != nil {
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(skey + "\n"); err != nil {
-		tmp.Close()
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			k, err := LoadKey(path)
-			return k, false, err
+	k, created, err = keyfile.LoadOrCreate(path, LoadKey, func() (*Key, []byte, error) {
+		skey, _, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: generate signing key: %w", err)
 		}
-		return nil, false, fmt.Errorf("audit: signing key: %w", err)
+		k, err := ParseKey(skey)
+		return k, []byte(skey + "\n"), err
+	})
+	if err != nil && !strings.HasPrefix(err.Error(), "audit:") {
+		err = fmt.Errorf("audit: signing key: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	k, err = ParseKey(skey)
-	return k, err == nil, err
+	return k, created, err
 }
 
 // DefaultOrigin is the checkpoint origin when none is configured:

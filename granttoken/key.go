@@ -7,9 +7,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
+	"strings"
+
+	"airlock/internal/keyfile"
 )
 
 // LoadKey reads the signing key from a PEM "PRIVATE KEY" (PKCS#8) file
@@ -55,64 +56,16 @@ func MarshalKey(key ed25519.PrivateKey) ([]byte, error) {
 // of several processes starting together one writes and the others read
 // its key. created reports whether this call made it.
 func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
-	if k, err := LoadKey(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, false, err
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, false, fmt.Errorf("granttoken: generate signing key: %w", err)
-	}
-	b, err := MarshalKey(priv)
-	if err != nil {
-		return nil, false, err
-	}
-	made, err := writeExclusive(path, b)
-	if err != nil {
-		return nil, false, fmt.Errorf("granttoken: signing key: %w", err)
-	}
-	if !made {
-		k, err := LoadKey(path)
-		return k, false, err
-	}
-	return priv, true, nil
-}
-
-// writeExclusive writes b to path with mode 0600 unless a file is there
-// already (made false), through a temporary file linked into place.
-func writeExclusive(path string, b []byte) (made bool, err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(dir, ".grant-token-key-*")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
+	key, created, err = keyfile.LoadOrCreate(path, LoadKey, func() (ed25519.PrivateKey, []byte, error) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, nil, fmt.Errorf("granttoken: generate signing key: %w", err)
 		}
-		return false, err
+		b, err := MarshalKey(priv)
+		return priv, b, err
+	})
+	if err != nil && !strings.HasPrefix(err.Error(), "granttoken:") {
+		err = fmt.Errorf("granttoken: signing key: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return true, nil
+	return key, created, err
 }

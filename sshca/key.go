@@ -6,11 +6,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"airlock/internal/keyfile"
 )
 
 // KeyComment is the comment written into a generated CA key file.
@@ -62,65 +63,16 @@ func MarshalKey(key ed25519.PrivateKey) ([]byte, error) {
 // that of several processes starting together one writes and the others
 // read its key. created reports whether this call made it.
 func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error) {
-	if k, err := Load(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, false, err
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, false, fmt.Errorf("sshca: generate CA key: %w", err)
-	}
-	b, err := MarshalKey(priv)
-	if err != nil {
-		return nil, false, err
-	}
-	made, err := writeExclusive(path, b)
-	if err != nil {
-		return nil, false, fmt.Errorf("sshca: CA key: %w", err)
-	}
-	if !made {
-		k, err := Load(path)
-		return k, false, err
-	}
-	return priv, true, nil
-}
-
-// writeExclusive writes b to path with mode 0600 unless a file is there
-// already (made false). The content goes to a temporary file first and is
-// linked into place, so nobody ever reads a half-written key.
-func writeExclusive(path string, b []byte) (made bool, err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(dir, ".sshca-key-*")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
+	key, created, err = keyfile.LoadOrCreate(path, Load, func() (ed25519.PrivateKey, []byte, error) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sshca: generate CA key: %w", err)
 		}
-		return false, err
+		b, err := MarshalKey(priv)
+		return priv, b, err
+	})
+	if err != nil && !strings.HasPrefix(err.Error(), "sshca:") {
+		err = fmt.Errorf("sshca: CA key: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return true, nil
+	return key, created, err
 }
