@@ -2,6 +2,8 @@ package sshca_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,6 +40,16 @@ func BenchmarkIssue(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
 	}
+	// The floor: one bare Ed25519 signature over a certificate-sized
+	// message, what every certificate costs at least.
+	b.Run("ed25519", func(b *testing.B) {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		msg := make([]byte, 400)
+		for b.Loop() {
+			ed25519.Sign(priv, msg)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
+	})
 	b.Run("sign", func(b *testing.B) { run(b, nopStore{}) })
 	b.Run("sqlite", func(b *testing.B) {
 		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "a.db"))
