@@ -102,12 +102,12 @@ func cmdRequest(args []string, stdout, stderr io.Writer) error {
 	reason := fs.String("reason", "", "the task, in your words (required)")
 	ticket := fs.String("ticket", "", "ticket id, if any")
 	noWait := fs.Bool("no-wait", false, "print the request id and return without waiting for approval")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return errors.New("request takes exactly one scope, ROLE@RESOURCE or tier:N (flags go before it)")
+		return errors.New("request takes exactly one scope, ROLE@RESOURCE or tier:N")
 	}
 	scope := fs.Arg(0)
 	if _, err := airlock.ParseScope(scope); err != nil {
@@ -230,7 +230,7 @@ func cmdApprove(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	server := fs.String("server", "", "Airlock base URL (default: your login's)")
 	noBrowser := fs.Bool("no-browser", false, "print the URL only")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -256,7 +256,7 @@ func cmdGrants(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the grants as JSON")
 	all := fs.Bool("all", false, "list ended and expired grants too (default: those in force for this login)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
@@ -312,7 +312,7 @@ func cmdGrants(args []string, stdout, stderr io.Writer) error {
 func cmdEnd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("end", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

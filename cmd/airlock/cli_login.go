@@ -66,11 +66,11 @@ func cmdLogin(args []string, stdout, stderr io.Writer) error {
 	server := fs.String("server", "", "Airlock base URL (env AIRLOCK_SERVER; default: your last login's, else "+defaultServer+")")
 	noBrowser := fs.Bool("no-browser", false, "print the URL only; do not open a browser")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("login takes no arguments (flags go before arguments)")
+		return fmt.Errorf("login takes no arguments")
 	}
 	base, err := resolveServer(*server)
 	if err != nil {

@@ -61,11 +61,11 @@ func cmdSSHCA(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	resolve := configFlags(fs)
 	server := fs.String("server", "", "fetch the key from this Airlock base URL instead of reading the local key file")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(interspersed(fs, args[1:])); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("sshca pubkey: no arguments expected (flags go before arguments)")
+		return fmt.Errorf("sshca pubkey: no arguments expected")
 	}
 	if *server != "" {
 		b, err := fetchPublic(*server, "/v1/sshca/pubkey", 16<<10)
@@ -116,11 +116,11 @@ func cmdGrant(args []string, stdout, stderr io.Writer) error {
 	jwksFile := fs.String("jwks", "", "a JWKS `FILE` (a copy of GET /v1/jwks); no network is used")
 	server := fs.String("server", "", "fetch the JWKS from this Airlock base URL")
 	aud := fs.String("aud", "", "the `RESOURCE` (or tier:N) the token must be for; empty accepts any audience")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(interspersed(fs, args[1:])); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("grant verify: want one TOKEN argument, got %d (flags go before arguments)", fs.NArg())
+		return fmt.Errorf("grant verify: want one TOKEN argument, got %d", fs.NArg())
 	}
 	if *jwksFile != "" && *server != "" {
 		return fmt.Errorf("grant verify: give --jwks or --server, not both")
@@ -187,11 +187,11 @@ func cmdGrantJWKS(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("grant jwks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	resolve := configFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("grant jwks: no arguments expected (flags go before arguments)")
+		return fmt.Errorf("grant jwks: no arguments expected")
 	}
 	cfg, err := resolve()
 	if err != nil {

@@ -132,7 +132,8 @@ func TestGrantVerifyCLI(t *testing.T) {
 		{"fail-no-jwks-file", []string{"--jwks", filepath.Join(dir, "nope.json"), tok}, false, "--jwks"},
 		{"fail-bad-jwks", []string{"--jwks", filepath.Join(dir, "grant-token.key"), tok}, false, "jwks"},
 		{"fail-no-local-key", []string{"--data", t.TempDir(), tok}, false, "--jwks FILE"},
-		{"fail-flag-after-token", []string{tok, "--jwks", jwksFile}, false, "flags go before arguments"},
+		{"ok-token-first-as-issue-5-writes-it", []string{tok, "--jwks", jwksFile}, true, ""},
+		{"fail-two-tokens", []string{tok, "--jwks", jwksFile, tok}, false, "want one TOKEN argument"},
 		{"fail-two-sources", []string{"--jwks", jwksFile, "--server", "https://x.example", tok}, false, "not both"},
 	}
 	for _, c := range cases {
