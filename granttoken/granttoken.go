@@ -235,6 +235,7 @@ type VerifyError struct {
 	Detail string
 }
 
+// Error implements error: "granttoken: <reason>: <detail>".
 func (e *VerifyError) Error() string { return "granttoken: " + string(e.Reason) + ": " + e.Detail }
 
 func refuse(r Reason, format string, args ...any) error {
