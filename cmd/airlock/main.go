@@ -21,14 +21,14 @@ Usage:
   airlock admin bootstrap --reissue [--data DIR | --store URL] [serve's flags]
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock audit export|checkpoint|pubkey|proof|verify ... [--data DIR | --store URL]   (run 'airlock audit help')
-  airlock login [--server URL] [--no-browser]
+  airlock login [--server URL] [--no-browser] [--timeout 5m]
   airlock request [--for 30m] --reason "…" [--ticket T] [--no-wait] ROLE@RESOURCE|tier:N
-  airlock approve [--no-browser] REQUEST_ID
+  airlock approve [--server URL] [--no-browser] REQUEST_ID
   airlock grants [--all] [--json]
   airlock end GRANT_ID
-  airlock ssh [--grant ID] [-p PORT] [-o OPTION]... [user@]host [command…]
+  airlock ssh [--grant ID] [-p PORT] [-F CONFIG] [-o OPTION]... [--ssh PROG] [user@]host [command…]
   airlock sshca pubkey [--data DIR | --config FILE | --server URL]
-  airlock grant verify [--jwks FILE | --server URL] [--aud RESOURCE] TOKEN|-
+  airlock grant verify [--jwks FILE | --server URL | --data DIR | --config FILE] [--aud RESOURCE] TOKEN|-
   airlock grant jwks [--data DIR | --config FILE]
   airlock version
 `
