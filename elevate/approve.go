@@ -81,7 +81,7 @@ func (s *Service) pendingRule(ctx context.Context, r *airlock.AccessRequest, now
 	if !bytes.Equal(RequestDigest(r), r.Digest) {
 		return Rule{}, refuse(airlock.EINTERNAL, ReasonDigestMismatch, "the stored request does not match its digest")
 	}
-	rule, ok := s.cfg.Rules[r.ApprovalRule]
+	rule, ok := s.rule(r.ApprovalRule)
 	if !ok {
 		return Rule{}, refuse(airlock.EFORBIDDEN, ReasonUnknownRule, "approval rule %q is no longer configured; nobody can approve this request", r.ApprovalRule)
 	}
@@ -147,7 +147,7 @@ func (s *Service) Get(ctx context.Context, id string, viewer decide.Subject) (*V
 	if err != nil {
 		return nil, err
 	}
-	rule := s.cfg.Rules[r.ApprovalRule]
+	rule, _ := s.rule(r.ApprovalRule)
 	if viewer.User.ID != r.RequesterID && !isAdmin(viewer) {
 		if _, err := mayApprove(r, rule, viewer); err != nil || r.ApprovalRule == "" {
 			return nil, refuse(airlock.EFORBIDDEN, ReasonNotAllowed, "only the requester, an approver of its rule or an admin may see this request")
@@ -216,7 +216,7 @@ func (s *Service) ListRequests(ctx context.Context, viewer decide.Subject, pendi
 	now := s.now()
 	out := []*airlock.AccessRequest{}
 	for _, r := range pending {
-		rule, ok := s.cfg.Rules[r.ApprovalRule]
+		rule, ok := s.rule(r.ApprovalRule)
 		if !ok || !now.Before(r.ExpiresAt) {
 			continue
 		}
@@ -370,7 +370,7 @@ func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credent
 	if err != nil {
 		return nil, nil, err
 	}
-	rule := s.cfg.Rules[r.ApprovalRule]
+	rule, _ := s.rule(r.ApprovalRule)
 	if !Count(rule, approvals, r.RequesterID).Met {
 		return r, nil, nil
 	}

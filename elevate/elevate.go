@@ -26,6 +26,7 @@ import (
 	"airlock/decide"
 	"airlock/device"
 	"airlock/passkey"
+	"airlock/policy"
 )
 
 // Actions the elevation path decides with the policy engine.
@@ -41,7 +42,7 @@ const DefaultRequestTTL = time.Hour
 
 // DefaultRule is the approval rule used when the policy asks for approval
 // without naming one.
-const DefaultRule = "default"
+const DefaultRule = policy.DefaultApprovalRule
 
 // DefaultRequestsPerHour is how many access requests one user may make per
 // hour (Config.RequestsPerHour).

@@ -212,7 +212,7 @@ func (s *Service) Request(ctx context.Context, sub decide.Subject, ask Ask) (*ai
 		if r.ApprovalRule == "" {
 			r.ApprovalRule = DefaultRule
 		}
-		if _, ok := s.cfg.Rules[r.ApprovalRule]; !ok {
+		if _, ok := s.rule(r.ApprovalRule); !ok {
 			return nil, nil, s.refuseRequest(ctx, sub, r, ask, asked, res, refuse(airlock.EFORBIDDEN, ReasonUnknownRule,
 				"the policy wants approval rule %q, which is not configured; the request is refused (tell an operator)", clip(r.ApprovalRule, 64)), meta)
 		}
@@ -377,7 +377,7 @@ func (s *Service) recordGrant(ctx context.Context, r *airlock.AccessRequest, g *
 // notifyApprovers tells every eligible approver of pending request r about
 // it (NotifyRequested).
 func (s *Service) notifyApprovers(ctx context.Context, r *airlock.AccessRequest, requester *airlock.User) error {
-	rule := s.cfg.Rules[r.ApprovalRule]
+	rule, _ := s.rule(r.ApprovalRule)
 	users, err := s.store.ListUsers(ctx)
 	if err != nil {
 		return err

@@ -170,12 +170,25 @@ func (s *Set) decide(d Decision, in *Input, ents *entities, req cedar.Request) D
 		return deny(d, Reason{Policy: ReasonNoPermit, Text: "no policy permits this request"})
 	case approval:
 		d.Outcome = ApprovalRequired
+		// Every matched approval policy's rule applies, not just one: an
+		// operator's stricter rule must never lose to a shipped one by the
+		// order of their ids.
+		var names []string
 		for _, r := range d.Reasons {
-			if rr := s.rules[cedar.PolicyID(r.Policy)]; rr.approvalRule != "" {
-				d.Obligations.ApprovalRule = rr.approvalRule
-				break
+			rr := s.rules[cedar.PolicyID(r.Policy)]
+			if rr.cure != cureApproval {
+				continue
+			}
+			name := rr.approvalRule
+			if name == "" {
+				name = DefaultApprovalRule
+			}
+			if !slices.Contains(names, name) {
+				names = append(names, name)
 			}
 		}
+		slices.Sort(names)
+		d.Obligations.ApprovalRule = strings.Join(names, ",")
 	case stepUp:
 		d.Outcome = StepUp
 		d.Obligations.Transaction = true

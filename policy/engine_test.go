@@ -64,6 +64,10 @@ func TestOutcomeMapping(t *testing.T) {
 			`forbid (principal, action, resource) when { context.action.name like "*stepb*" };`) +
 		policyFile("approve", "@decision(\"approval\")\n@approval_rule(\"two-admins\")\n",
 			`forbid (principal, action, resource) when { context.action.name like "*approve*" };`) +
+		policyFile("approve-b", "@decision(\"approval\")\n@approval_rule(\"security\")\n",
+			`forbid (principal, action, resource) when { context.action.name like "*apprb*" };`) +
+		policyFile("approve-anon", "@decision(\"approval\")\n",
+			`forbid (principal, action, resource) when { context.action.name like "*apprn*" };`) +
 		policyFile("hard", "", `forbid (principal, action, resource) when { context.action.name like "*hard*" };`),
 	})
 	e := NewEngine(set, DefaultConfig())
@@ -82,6 +86,11 @@ func TestOutcomeMapping(t *testing.T) {
 		{action: "stepa+stepb", want: StepUp, maxAge: 60, acr: "airlock:tier0", reasons: "step-a,step-b", transact: true},
 		{action: "stepa+approve", want: ApprovalRequired, rule: "two-admins", reasons: "approve,step-a"},
 		{action: "stepa+hard", want: Deny, reasons: "hard,step-a"},
+		// Every matched approval policy's rule applies, sorted, once each;
+		// one that names none contributes the default rule.
+		{action: "approve+apprb", want: ApprovalRequired, rule: "security,two-admins", reasons: "approve,approve-b"},
+		{action: "apprn", want: ApprovalRequired, rule: "default", reasons: "approve-anon"},
+		{action: "apprn+approve+apprb", want: ApprovalRequired, rule: "default,security,two-admins", reasons: "approve,approve-anon,approve-b"},
 		{action: "approve+hard", want: Deny, reasons: "approve,hard"},
 		// Trap 1: a curable forbid with no permit stays a deny.
 		{action: "nopermit", want: Deny, reasons: "no-permit"},

@@ -199,9 +199,16 @@ type Obligations struct {
 	// Transaction: the cure must be a passkey confirmation bound to this
 	// exact request (always true for step_up).
 	Transaction bool `json:"transaction"`
-	// ApprovalRule names the approval rule to apply for approval_required.
+	// ApprovalRule names the approval rules to apply for
+	// approval_required: every matched approval policy's @approval_rule
+	// (DefaultApprovalRule for one that names none), sorted, without
+	// repeats, joined by commas. All of them must be satisfied.
 	ApprovalRule string `json:"approval_rule,omitempty"`
 }
+
+// DefaultApprovalRule is the approval rule of an approval policy that names
+// none with @approval_rule.
+const DefaultApprovalRule = "default"
 
 // Decision is the engine's answer.
 type Decision struct {

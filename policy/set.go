@@ -314,6 +314,9 @@ func annotations(p *cedar.Policy, file, where string) (*rule, []error) {
 		if r.cure != cureApproval {
 			bad("policy %q: @approval_rule needs @decision(\"approval\")", r.id)
 		}
+		if !ValidRuleName(r.approvalRule) {
+			bad("policy %q: @approval_rule %q is not a rule name (1-64 letters, digits, '.', '_', '-')", r.id, r.approvalRule)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -436,3 +439,18 @@ var defaultSet = sync.OnceValue(func() *Set {
 // Default returns the shipped default policy set (docs/policies.md). It is
 // compiled once, on first use.
 func Default() *Set { return defaultSet() }
+
+// ValidRuleName reports whether name can name an approval rule: 1–64
+// letters, digits, '.', '_' or '-' (no commas: Obligations.ApprovalRule
+// lists several rules separated by commas).
+func ValidRuleName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

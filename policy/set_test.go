@@ -35,6 +35,7 @@ func TestCompileErrors(t *testing.T) {
 		{"fail-max-age-without-step-up", map[string]string{"a.cedar": okPermit + head("f") + "@max_age(\"5\")\nforbid (principal, action, resource);"}, "needs @decision"},
 		{"fail-acr-without-step-up", map[string]string{"a.cedar": okPermit + head("f") + "@acr(\"x\")\nforbid (principal, action, resource);"}, "needs @decision"},
 		{"fail-approval-rule-without-approval", map[string]string{"a.cedar": okPermit + head("f") + "@decision(\"step_up\")\n@approval_rule(\"x\")\nforbid (principal, action, resource);"}, "needs @decision(\"approval\")"},
+		{"fail-approval-rule-name-with-comma", map[string]string{"a.cedar": okPermit + head("f") + "@decision(\"approval\")\n@approval_rule(\"a,b\")\nforbid (principal, action, resource);"}, "is not a rule name"},
 		{"fail-duplicate-id", map[string]string{"a.cedar": okPermit, "b.cedar": okPermit}, "b.cedar:1:1: duplicate @id \"p\" (first at a.cedar:1:1)"},
 		{"fail-id-with-space", map[string]string{"a.cedar": "@id(\"a b\")\n@owner(\"o\")\n@review_by(\"2030-01-01\")\npermit (principal, action, resource);"}, "without spaces"},
 		{"fail-no-permit", map[string]string{"a.cedar": head("f") + "forbid (principal, action, resource);"}, "no permit policy"},

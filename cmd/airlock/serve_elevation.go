@@ -9,6 +9,7 @@ import (
 	"airlock"
 	"airlock/elevate"
 	"airlock/notify"
+	"airlock/policy"
 )
 
 // ElevationConfig is `elevation:` in the config file.
@@ -64,6 +65,9 @@ func (c ElevationConfig) check() error {
 	sort.Strings(names)
 	for _, n := range names {
 		r := c.ApprovalRules[n]
+		if !policy.ValidRuleName(n) {
+			return fmt.Errorf("elevation.approval_rules: %q is not a rule name (1-64 letters, digits, '.', '_', '-')", n)
+		}
 		if len(r.AllOf) == 0 {
 			return fmt.Errorf("elevation.approval_rules.%s: all_of is empty", n)
 		}

@@ -49,6 +49,7 @@ elevation:
 		{"fail-no-group", "elevation: {approval_rules: {x: {all_of: [{min: 1}]}}}", "needs a group"},
 		{"fail-zero-cap", "elevation: {max_duration: {tier2: 0s}}", "tier2 must be positive"},
 		{"fail-zero-ttl", "elevation: {request_ttl: 0s}", "must be positive"},
+		{"fail-comma-in-rule-name", "elevation: {approval_rules: {\"a,b\": {all_of: [{group: g, min: 1}]}}}", "not a rule name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := loadConfig(t, tt.yaml)
