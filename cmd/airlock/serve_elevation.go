@@ -94,6 +94,9 @@ func (m *Main) elevation(cfg Config, origins []string) error {
 	if err := ec.check(); err != nil {
 		return err
 	}
+	if cfg.CLI.TokenTTL < 0 {
+		return fmt.Errorf("cli.token_ttl must not be negative (0 means the default, 1h)")
+	}
 	svc, err := elevate.New(elevate.Config{
 		Rules:       ec.ApprovalRules,
 		Caps:        [airlock.MaxTier + 1]time.Duration{ec.MaxDuration.Tier0, ec.MaxDuration.Tier1, ec.MaxDuration.Tier2},

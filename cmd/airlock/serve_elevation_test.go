@@ -61,4 +61,12 @@ elevation:
 			}
 		})
 	}
+
+	// A negative CLI token lifetime refuses to start instead of silently
+	// becoming the default.
+	bad := def
+	bad.CLI.TokenTTL = -time.Minute
+	if err := (&Main{}).elevation(bad, []string{"http://localhost:8080"}); err == nil || !strings.Contains(err.Error(), "cli.token_ttl") {
+		t.Errorf("negative cli.token_ttl: %v", err)
+	}
 }
