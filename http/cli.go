@@ -48,8 +48,8 @@ var cliPages = map[string]*template.Template{
 
 func (s *Server) routesCLI(handle func(pattern string, h http.HandlerFunc)) {
 	handle("GET /cli/login", s.pageCLILogin)
-	handle("POST /v1/cli/authorize", s.authed(s.handleCLIAuthorize))
-	handle("POST /v1/cli/token", s.handleCLIToken)
+	handle("POST /v1/cli/authorize", s.rateLimited("cli-authorize", s.authed(s.handleCLIAuthorize)))
+	handle("POST /v1/cli/token", s.rateLimited("cli-token", s.handleCLIToken))
 }
 
 // cliTarget is where a login code goes: the CLI's loopback listener.

@@ -248,6 +248,29 @@ func (s *Server) rateLimited(kind string, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// userLimited limits an authenticated endpoint to perMinute calls per user
+// (across replicas: the counter is in the store). It runs inside s.authed.
+func (s *Server) userLimited(kind string, perMinute int, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a := sessionFrom(r.Context())
+		if a == nil {
+			s.writeError(w, r, airlock.Errorf(airlock.EUNAUTHORIZED, "sign in first"))
+			return
+		}
+		n, err := s.Store.HitRateLimit(r.Context(), "user:"+kind+":"+a.User.ID, time.Minute, s.Now())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if n > perMinute {
+			w.Header().Set("Retry-After", "60")
+			s.writeError(w, r, airlock.Errorf(airlock.ERATELIMIT, "too many %s requests; wait a minute and try again", kind))
+			return
+		}
+		h(w, r)
+	}
+}
+
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()

@@ -32,14 +32,19 @@ const (
 	EventGrantTokenIssued     = "granttoken.issued"
 )
 
+// IssuePerMinute bounds SSH certificates, and separately grant tokens, per
+// user per minute.
+const IssuePerMinute = 30
+
 // routesSSH registers the credentials issued from grants (issue 5): the SSH
 // CA's public key and the grant-token JWKS (public, cacheable), and, for a
 // signed-in holder of an active grant, SSH certificates and grant tokens.
 func (s *Server) routesSSH(handle func(pattern string, h http.HandlerFunc)) {
 	handle("GET /v1/sshca/pubkey", s.handleSSHCAPubkey)
 	handle("GET /v1/jwks", s.handleJWKS)
-	handle("POST /v1/grants/{id}/ssh-certificate", s.authed(s.handleSSHCertificate))
-	handle("POST /v1/grants/{id}/token", s.authed(s.handleGrantToken))
+	// Each issue signs and writes a record: bounded per user.
+	handle("POST /v1/grants/{id}/ssh-certificate", s.authed(s.userLimited("ssh-certificate", IssuePerMinute, s.handleSSHCertificate)))
+	handle("POST /v1/grants/{id}/token", s.authed(s.userLimited("grant-token", IssuePerMinute, s.handleGrantToken)))
 }
 
 // handleSSHCAPubkey is GET /v1/sshca/pubkey: the CA key as one

@@ -527,3 +527,32 @@ func TestSSHCertificateGrantEndedMeanwhile(t *testing.T) {
 		t.Errorf("events %+v, want one denied naming serial %d", evs, recs[0].Serial)
 	}
 }
+
+// TestSSHIssueRateLimited: certificates and grant tokens are bounded per
+// user per minute, each counted apart; another user is not affected.
+func TestSSHIssueRateLimited(t *testing.T) {
+	e := newEnv(t, withElevation(withSSHCA))
+	admin, _ := e.bootstrapAdmin()
+	tok, _, _ := e.person(admin, "rita", 1, nil, passkeytest.Flags{})
+	gid := e.grantFor(tok, "viewer@grafana")
+	line, _ := sshKeyLine(t)
+	for i := range airhttp.IssuePerMinute {
+		if r := e.certFor(tok, gid, map[string]any{"public_key": line}, nil); r.status != 200 {
+			t.Fatalf("certificate %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	r := e.certFor(tok, gid, map[string]any{"public_key": line}, nil)
+	if r.status != 429 {
+		t.Fatalf("certificate %d: %d %s, want 429", airhttp.IssuePerMinute+1, r.status, r.raw)
+	}
+	// Tokens have their own counter.
+	if r := e.req("POST", "/v1/grants/"+gid+"/token", map[string]any{}, tok, nil); r.status != 200 {
+		t.Fatalf("token after the certificate limit: %d %s", r.status, r.raw)
+	}
+	// Another user is not limited by rita's requests.
+	tok2, _, _ := e.person(admin, "sam", 1, nil, passkeytest.Flags{})
+	gid2 := e.grantFor(tok2, "viewer@grafana")
+	if r := e.certFor(tok2, gid2, map[string]any{"public_key": line}, nil); r.status != 200 {
+		t.Fatalf("other user: %d %s", r.status, r.raw)
+	}
+}
