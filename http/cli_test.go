@@ -549,7 +549,8 @@ func TestCLIStepUpConfirmedInBrowser(t *testing.T) {
 	admin, _ := e.bootstrapAdmin()
 	fay, fayKey, _ := e.person(admin, "fay", 0, nil, passkeytest.Flags{})
 	k := newCLIKey(t)
-	cli, _ := e.cliLogin(fay, k)
+	cli, cr := e.cliLogin(fay, k)
+	cliSession, _ := nested(cr, "session")["id"].(string)
 	body := func(proof string) map[string]any {
 		b := map[string]any{"action": "payments.transfer", "resource": "payments", "params": rawJSON([]byte(transfer))}
 		if proof != "" {
@@ -616,5 +617,13 @@ func TestCLIStepUpConfirmedInBrowser(t *testing.T) {
 	r = e.dpopReq("POST", "/v1/decide", body(f.body["proof"].(string)), cli, e.proof(k, "POST", "/v1/decide", cli, nil))
 	if r.status != 200 || r.body["decision"] != "allow" {
 		t.Fatalf("CLI redeems: %d %s", r.status, r.raw)
+	}	// The audit record names both sessions: the CLI's it confirms and the
+	// browser's it was confirmed in.
+	evs, err := e.store.ListAudit(context.Background(), airlock.AuditFilter{Type: "stepup.success", SessionID: cliSession})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("stepup.success for the CLI session: %d %v", len(evs), err)
+	}
+	if via, _ := evs[len(evs)-1].Details["confirmed_in_session"].(string); via == "" || via == cliSession || cliSession == "" {
+		t.Errorf("stepup.success confirmed_in_session %q", via)
 	}
 }

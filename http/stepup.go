@@ -24,7 +24,12 @@ func (s *Server) handleStepUpBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := sessionFrom(r.Context())
-	b, err := s.Passkeys.BeginStepUp(r.Context(), req.Transaction, s.stepUpSession(r.Context(), a, req.Transaction), s.meta(r))
+	m := s.meta(r)
+	sid := s.stepUpSession(r.Context(), a, req.Transaction)
+	if sid != a.Session.ID {
+		m.ViaSession = a.Session.ID
+	}
+	b, err := s.Passkeys.BeginStepUp(r.Context(), req.Transaction, sid, m)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -55,6 +60,9 @@ func (s *Server) handleStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	// of its user's CLI sessions (stepUpSession); the ceremony still
 	// checks that it is the one it was begun for.
 	sid := s.stepUpSession(r.Context(), a, r.URL.Query().Get("transaction"))
+	if sid != a.Session.ID {
+		m.ViaSession = a.Session.ID
+	}
 	res, err := s.Passkeys.FinishStepUp(r.Context(), req.Ceremony, req.Credential, sid, m)
 	s.logins.WithLabelValues("stepup", outcome(err)).Inc()
 	if err != nil {

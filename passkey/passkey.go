@@ -144,6 +144,11 @@ type Meta struct {
 	IP        string
 	UserAgent string
 	RequestID string
+	// ViaSession names the session that performed a ceremony on behalf of
+	// another of the same user on the same device (a browser confirming a
+	// CLI session's step-up); empty otherwise. It is recorded in the audit
+	// event beside the session the ceremony was for.
+	ViaSession string
 }
 
 // Begin is the answer to a ceremony's begin step.

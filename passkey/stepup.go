@@ -209,6 +209,9 @@ func (s *Service) finishStepUp(ctx context.Context, ceremonyID string, credentia
 // it could not be found).
 func stepUpEvent(typ, outcome string, t *airlock.StepUp, meta Meta) airlock.AuditEvent {
 	e := auditEvent(typ, outcome, meta)
+	if meta.ViaSession != "" {
+		e.Details["confirmed_in_session"] = meta.ViaSession
+	}
 	if t != nil {
 		e.Actor, e.Subject, e.UserID, e.SessionID, e.DeviceID = t.UserID, t.ID, t.UserID, t.SessionID, t.DeviceID
 		e.TransactionID, e.DecisionID = t.ID, t.DecisionID
