@@ -617,7 +617,8 @@ func TestCLIStepUpConfirmedInBrowser(t *testing.T) {
 	r = e.dpopReq("POST", "/v1/decide", body(f.body["proof"].(string)), cli, e.proof(k, "POST", "/v1/decide", cli, nil))
 	if r.status != 200 || r.body["decision"] != "allow" {
 		t.Fatalf("CLI redeems: %d %s", r.status, r.raw)
-	} // The audit record names both sessions: the CLI's it confirms and the
+	}
+	// The audit record names both sessions: the CLI's it confirms and the
 	// browser's it was confirmed in.
 	evs, err := e.store.ListAudit(context.Background(), airlock.AuditFilter{Type: "stepup.success", SessionID: cliSession})
 	if err != nil || len(evs) == 0 {
