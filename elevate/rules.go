@@ -1,6 +1,7 @@
 package elevate
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -28,18 +29,22 @@ func (s *Service) rule(names string) (Rule, bool) {
 
 // mergeRules returns a rule met exactly when every group of a and of b
 // has at least the larger of their minimums, in the order the groups first
-// appear.
+// appear. a has each group once (it is a merge); b may name a group twice,
+// which within one rule asks for the sum (one person counting once).
 func mergeRules(a, b Rule) Rule {
-	out := Rule{AllOf: append([]Quorum(nil), a.AllOf...)}
+	out := Rule{AllOf: slices.Clone(a.AllOf)}
+	var own []Quorum // b with each group once
 	for _, q := range b.AllOf {
-		found := false
-		for i := range out.AllOf {
-			if out.AllOf[i].Group == q.Group {
-				out.AllOf[i].Min = max(out.AllOf[i].Min, q.Min)
-				found = true
-			}
+		if i := slices.IndexFunc(own, func(o Quorum) bool { return o.Group == q.Group }); i >= 0 {
+			own[i].Min += q.Min
+		} else {
+			own = append(own, q)
 		}
-		if !found {
+	}
+	for _, q := range own {
+		if i := slices.IndexFunc(out.AllOf, func(o Quorum) bool { return o.Group == q.Group }); i >= 0 {
+			out.AllOf[i].Min = max(out.AllOf[i].Min, q.Min)
+		} else {
 			out.AllOf = append(out.AllOf, q)
 		}
 	}

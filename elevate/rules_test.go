@@ -15,6 +15,8 @@ func TestRuleMerged(t *testing.T) {
 		"default":  {AllOf: []Quorum{{Group: "approvers", Min: 1}}},
 		"payments": {AllOf: []Quorum{{Group: "approvers", Min: 2}, {Group: "finance", Min: 1}}},
 		"tier0":    {AllOf: []Quorum{{Group: "team-leads", Min: 1}, {Group: "security", Min: 1}}},
+		// Two quorums of one group: two different approvers.
+		"two-approvers": {AllOf: []Quorum{{Group: "approvers", Min: 1}, {Group: "approvers", Min: 1}}},
 	}}}
 	r, ok := s.rule("default,payments")
 	if !ok || !slices.Equal(r.AllOf, []Quorum{{Group: "approvers", Min: 2}, {Group: "finance", Min: 1}}) {
@@ -32,6 +34,19 @@ func TestRuleMerged(t *testing.T) {
 
 	ap := func(id string, groups ...string) *airlock.Approval {
 		return &airlock.Approval{ApproverID: id, Groups: groups}
+	}
+	// A rule naming one group twice asks for the sum, alone or merged.
+	for _, names := range []string{"two-approvers", "default,two-approvers", "two-approvers,default"} {
+		r, ok := s.rule(names)
+		if !ok {
+			t.Fatalf("%s: not found", names)
+		}
+		if Count(r, []*airlock.Approval{ap("usr_a", "approvers")}, "usr_req").Met {
+			t.Errorf("fail-%s-one-approver: met by one approver, the rule asks for two", names)
+		}
+		if !Count(r, []*airlock.Approval{ap("usr_a", "approvers"), ap("usr_b", "approvers")}, "usr_req").Met {
+			t.Errorf("ok-%s-two-approvers: not met", names)
+		}
 	}
 	// usr_a and usr_b approvers, usr_f finance: meets default and payments.
 	r, _ = s.rule("default,payments")
