@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -76,6 +75,24 @@ func (f *approvalFixture) run(t *testing.T, a *passkeytest.Authenticator, beginR
 	return f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, finishRef, f.digestOf, Meta{IP: "192.0.2.9"})
 }
 
+// signed begins an approval of ref and has bob's authenticator answer it:
+// the ceremony id and the assertion.
+func (f *approvalFixture) signed(t *testing.T, ref string) (string, []byte) {
+	t.Helper()
+	id, opt := f.begin(t, ref)
+	resp, err := f.auth.Assert(testOrigin, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, resp
+}
+
+// finish finishes ceremony id with resp as conf, approving ref.
+func (f *approvalFixture) finish(id string, resp []byte, conf Confirmer, ref string) error {
+	_, err := f.h.svc.FinishApproval(f.h.ctx, id, resp, conf, ref, f.digestOf, Meta{})
+	return err
+}
+
 // notUsed checks that a refused approval left the session's last user
 // verification as it was.
 func (f *approvalFixture) notUsed(t *testing.T) {
@@ -93,24 +110,7 @@ func TestApprovalOK(t *testing.T) {
 	f := newApproval(t)
 	h := f.h
 	id, opt := f.begin(t, "req-A")
-	var o struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.Unmarshal(opt, &o); err != nil {
-		t.Fatal(err)
-	}
-	if o.PublicKey.UserVerification != "required" {
-		t.Errorf("userVerification = %q, want required", o.PublicKey.UserVerification)
-	}
-	if len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64(f.auth.Credentials()[0].ID) {
-		t.Errorf("allowCredentials = %+v, want bob's laptop passkey only", o.PublicKey.AllowCredentials)
-	}
+	challenge := checkOptions(t, opt, f.auth.Credentials()[0].ID, "bob's laptop passkey")
 	resp, err := f.auth.Assert(testOrigin, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +124,8 @@ func TestApprovalOK(t *testing.T) {
 		!bytes.Equal(got.Credential.ID, f.auth.Credentials()[0].ID) || !got.At.Equal(h.clk.Now()) {
 		t.Errorf("confirmed %+v", got)
 	}
-	if want := b64(StepUpChallenge(got.Nonce, f.digests["req-A"])); o.PublicKey.Challenge != want || got.Challenge != want {
-		t.Errorf("challenge %s (reported %s), want SHA-256(nonce ‖ digest) = %s", o.PublicKey.Challenge, got.Challenge, want)
+	if want := b64(StepUpChallenge(got.Nonce, f.digests["req-A"])); challenge != want || got.Challenge != want {
+		t.Errorf("challenge %s (reported %s), want SHA-256(nonce ‖ digest) = %s", challenge, got.Challenge, want)
 	}
 	sess, _ := h.store.FindSessionByID(h.ctx, f.session.ID)
 	if !sess.LastUVAt.Equal(h.clk.Now()) {
@@ -150,13 +150,8 @@ func TestApprovalRefused(t *testing.T) {
 		otherUser bool
 	}{
 		{"fail-no-ceremony", func(t *testing.T, f *approvalFixture) error {
-			_, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, "", resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			_, resp := f.signed(t, "req-A")
+			return f.finish("", resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonUnknownCeremony, false},
 		{"fail-uv-cleared", func(t *testing.T, f *approvalFixture) error {
 			_, err := f.run(t, f.auth, "req-A", "req-A", passkeytest.WithFlags(passkeytest.Flags{NoUserVerification: true}))
@@ -167,27 +162,17 @@ func TestApprovalRefused(t *testing.T) {
 			return err
 		}, airlock.EUNAUTHORIZED, ReasonUPMissing, false},
 		{"fail-expired-ceremony", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, resp := f.signed(t, "req-A")
 			f.h.clk.Advance(DefaultCeremonyTTL)
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EEXPIRED, ReasonExpired, false},
 		{"fail-replayed-ceremony", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{}); err != nil {
+			id, resp := f.signed(t, "req-A")
+			if err := f.finish(id, resp, f.conf, "req-A"); err != nil {
 				t.Fatal(err)
 			}
 			f.session.LastUVAt = f.h.clk.Now() // the first one did refresh it
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonUnknownCeremony, false},
 		{"fail-ceremony-for-A-finished-as-B", func(t *testing.T, f *approvalFixture) error {
 			_, err := f.run(t, f.auth, "req-A", "req-B")
@@ -195,57 +180,34 @@ func TestApprovalRefused(t *testing.T) {
 		}, airlock.EUNAUTHORIZED, ReasonRequestBinding, false},
 		{"fail-assertion-over-A-challenge-presented-for-B", func(t *testing.T, f *approvalFixture) error {
 			_, optA := f.begin(t, "req-A")
-			var o struct {
-				PublicKey struct{ Challenge string } `json:"publicKey"`
-			}
-			_ = json.Unmarshal(optA, &o)
-			ch, _ := b64dec(o.PublicKey.Challenge)
+			ch, _ := b64dec(parseOptions(t, optA).PublicKey.Challenge)
 			_, err := f.run(t, f.auth, "req-B", "req-B", passkeytest.WithChallenge(ch))
 			return err
 		}, airlock.EUNAUTHORIZED, ReasonBadChallenge, false},
 		{"fail-request-changed-since-begin", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, resp := f.signed(t, "req-A")
 			f.digests["req-A"] = f.digests["req-B"]
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonRequestBinding, false},
 		{"fail-caller-refuses-request", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, resp := f.signed(t, "req-A")
 			refuse := func(context.Context, string) ([]byte, error) {
 				return nil, airlock.Errorf(airlock.EEXPIRED, "the request expired")
 			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", refuse, Meta{})
+			_, err := f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", refuse, Meta{})
 			return err
 		}, airlock.EEXPIRED, ReasonRefRefused, false},
 		{"fail-other-session-finishes", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, resp := f.signed(t, "req-A")
 			other := f.conf
 			other.SessionID = "ses-other"
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, other, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, other, "req-A")
 		}, airlock.EFORBIDDEN, ReasonWrongConfirmer, false},
 		{"fail-other-user-finishes", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, resp := f.signed(t, "req-A")
 			other := f.conf
 			other.UserID = "u-mallory"
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, other, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, other, "req-A")
 		}, airlock.EFORBIDDEN, ReasonWrongConfirmer, true},
 		{"fail-step-up-ceremony-as-approval", func(t *testing.T, f *approvalFixture) error {
 			tx := &airlock.StepUp{ID: "txn-1", SessionID: f.session.ID, UserID: f.bob.ID, DeviceID: f.laptop.ID, Action: "a",
@@ -273,48 +235,28 @@ func TestApprovalRefused(t *testing.T) {
 			return err
 		}, airlock.EUNAUTHORIZED, ReasonWrongCredential, false},
 		{"fail-revoked-credential", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
+			id, resp := f.signed(t, "req-A")
 			if err := f.h.store.RevokeCredential(f.h.ctx, f.auth.Credentials()[0].ID, f.h.clk.Now()); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonCredentialRevoked, false},
 		{"fail-user-disabled", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
+			id, resp := f.signed(t, "req-A")
 			f.h.disableUser(f.bob)
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EFORBIDDEN, ReasonUserDisabled, false},
 		{"fail-device-revoked", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
+			id, resp := f.signed(t, "req-A")
 			f.h.setDeviceTrust(f.laptop, airlock.TrustRevoked)
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EFORBIDDEN, ReasonDeviceRevoked, false},
 		{"fail-session-ended", func(t *testing.T, f *approvalFixture) error {
-			id, opt := f.begin(t, "req-A")
+			id, resp := f.signed(t, "req-A")
 			if err := f.h.store.EndSession(f.h.ctx, f.session.ID, "logout", f.h.clk.Now()); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := f.auth.Assert(testOrigin, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonSessionEnded, false},
 		{"fail-clone", func(t *testing.T, f *approvalFixture) error {
 			if _, err := f.h.login(f.auth); err != nil {
@@ -333,8 +275,7 @@ func TestApprovalRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = f.h.svc.FinishApproval(f.h.ctx, id, resp, f.conf, "req-A", f.digestOf, Meta{})
-			return err
+			return f.finish(id, resp, f.conf, "req-A")
 		}, airlock.EUNAUTHORIZED, ReasonBadOrigin, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

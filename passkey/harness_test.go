@@ -299,6 +299,40 @@ func wantErr(tb testing.TB, err error, code string, reason Reason) {
 	}
 }
 
+// requestOptions is what tests read of a ceremony's request options.
+type requestOptions struct {
+	PublicKey struct {
+		Challenge        string `json:"challenge"`
+		UserVerification string `json:"userVerification"`
+		AllowCredentials []struct {
+			ID string `json:"id"`
+		} `json:"allowCredentials"`
+	} `json:"publicKey"`
+}
+
+func parseOptions(tb testing.TB, opt []byte) requestOptions {
+	tb.Helper()
+	var o requestOptions
+	if err := json.Unmarshal(opt, &o); err != nil {
+		tb.Fatal(err)
+	}
+	return o
+}
+
+// checkOptions checks that request options opt require user verification
+// and allow exactly the passkey credID (whose), and returns their challenge.
+func checkOptions(tb testing.TB, opt, credID []byte, whose string) string {
+	tb.Helper()
+	o := parseOptions(tb, opt)
+	if o.PublicKey.UserVerification != "required" {
+		tb.Errorf("userVerification = %q, want required", o.PublicKey.UserVerification)
+	}
+	if len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64(credID) {
+		tb.Errorf("allowCredentials = %+v, want %s only", o.PublicKey.AllowCredentials, whose)
+	}
+	return o.PublicKey.Challenge
+}
+
 func b64dec(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -3,7 +3,6 @@ package passkey
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -83,24 +82,7 @@ func TestStepUpOK(t *testing.T) {
 
 	// The options allow exactly alice's passkey on her laptop, require UV,
 	// and the challenge is SHA-256(nonce ‖ digest) with the stored nonce.
-	var o struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.Unmarshal(opt, &o); err != nil {
-		t.Fatal(err)
-	}
-	if o.PublicKey.UserVerification != "required" {
-		t.Errorf("userVerification = %q, want required", o.PublicKey.UserVerification)
-	}
-	if len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64(f.auth.Credentials()[0].ID) {
-		t.Errorf("allowCredentials = %+v, want alice's laptop passkey only", o.PublicKey.AllowCredentials)
-	}
+	challenge := checkOptions(t, opt, f.auth.Credentials()[0].ID, "alice's laptop passkey")
 	resp, err := f.auth.Assert(testOrigin, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +118,8 @@ func TestStepUpOK(t *testing.T) {
 		t.Errorf("stepup.success records params %v, want what was confirmed %s", evs[0].Details["params"], f.tx.Params)
 	}
 	nonce, _ := b64dec(evs[0].Details["nonce"].(string))
-	if want := b64(StepUpChallenge(nonce, f.tx.Digest)); o.PublicKey.Challenge != want || evs[0].Details["challenge"] != want {
-		t.Errorf("challenge %s (audited %v), want SHA-256(nonce ‖ digest) = %s", o.PublicKey.Challenge, evs[0].Details["challenge"], want)
+	if want := b64(StepUpChallenge(nonce, f.tx.Digest)); challenge != want || evs[0].Details["challenge"] != want {
+		t.Errorf("challenge %s (audited %v), want SHA-256(nonce ‖ digest) = %s", challenge, evs[0].Details["challenge"], want)
 	}
 	if len(h.aud.ofType("stepup.begin")) != 1 {
 		t.Error("stepup.begin not audited")
@@ -234,11 +216,7 @@ func TestStepUpRefused(t *testing.T) {
 		f := newStepUp(t)
 		other := f.newTx(t, "txn-2")
 		_, opt2 := f.begin(t, other.ID, f.session.ID)
-		var o struct {
-			PublicKey struct{ Challenge string } `json:"publicKey"`
-		}
-		_ = json.Unmarshal(opt2, &o)
-		ch, _ := b64dec(o.PublicKey.Challenge)
+		ch, _ := b64dec(parseOptions(t, opt2).PublicKey.Challenge)
 		// An assertion over txn-2's challenge presented to txn-1's ceremony.
 		_, err := f.run(t, f.auth, passkeytest.WithChallenge(ch))
 		wantErr(t, err, airlock.EUNAUTHORIZED, ReasonBadChallenge)
