@@ -265,7 +265,7 @@ func plainText(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsGraphic(r) || (unicode.IsSpace(r) && r != ' ') || blankGraphic(r) {
+		if r == utf8.RuneError || !shownAsIs(r) {
 			return false
 		}
 	}
@@ -294,7 +294,7 @@ func quoteVisible(s string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case r == ' ' || (unicode.IsGraphic(r) && !unicode.IsSpace(r) && !blankGraphic(r)):
+		case shownAsIs(r):
 			b.WriteRune(r)
 		default:
 			q := strconv.QuoteRuneToASCII(r) // e.g. '\u00a0', '\n'
@@ -303,6 +303,12 @@ func quoteVisible(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// shownAsIs reports whether r reads as itself on a page: the ASCII space,
+// or a graphic character that is neither another space nor blank.
+func shownAsIs(r rune) bool {
+	return r == ' ' || (unicode.IsGraphic(r) && !unicode.IsSpace(r) && !blankGraphic(r))
 }
 
 // blankGraphic reports a character Unicode counts as graphic that shows
