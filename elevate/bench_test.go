@@ -6,9 +6,10 @@ import (
 )
 
 // BenchmarkActiveGrants is what every decision of a session pays for the
-// grants (decide.Service.Grants): one indexed query, and per grant the
-// checks of its passkey (one lookup; session, device and user come with
-// the caller). SQLite in a temp dir.
+// grants (decide.Service.Grants): one indexed query and, when the session
+// holds a grant, one lookup of the passkey its grants rest on (all of a
+// session's grants rest on the session's passkey; session, device and user
+// come with the caller). SQLite in a temp dir.
 func BenchmarkActiveGrants(b *testing.B) {
 	for _, n := range []int{0, 1, 3} {
 		b.Run(map[int]string{0: "no-grants", 1: "one-grant", 3: "three-grants"}[n], func(b *testing.B) {
