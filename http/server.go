@@ -234,14 +234,8 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 
 func (s *Server) rateLimited(kind string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.Store.HitRateLimit(r.Context(), "begin:"+kind+":"+rateKey(clientIP(r)), time.Minute, s.Now())
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if n > s.BeginPerMinute {
-			w.Header().Set("Retry-After", "60")
-			s.writeError(w, r, airlock.Errorf(airlock.ERATELIMIT, "too many attempts from your address; wait a minute and try again"))
+		if s.overLimit(w, r, "begin:"+kind+":"+rateKey(clientIP(r)), s.BeginPerMinute,
+			"too many attempts from your address; wait a minute and try again") {
 			return
 		}
 		h(w, r)
@@ -257,18 +251,29 @@ func (s *Server) userLimited(kind string, perMinute int, h http.HandlerFunc) htt
 			s.writeError(w, r, airlock.Errorf(airlock.EUNAUTHORIZED, "sign in first"))
 			return
 		}
-		n, err := s.Store.HitRateLimit(r.Context(), "user:"+kind+":"+a.User.ID, time.Minute, s.Now())
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if n > perMinute {
-			w.Header().Set("Retry-After", "60")
-			s.writeError(w, r, airlock.Errorf(airlock.ERATELIMIT, "too many %s requests; wait a minute and try again", kind))
+		if s.overLimit(w, r, "user:"+kind+":"+a.User.ID, perMinute,
+			"too many "+kind+" requests; wait a minute and try again") {
 			return
 		}
 		h(w, r)
 	}
+}
+
+// overLimit counts one hit on key in the store's per-minute window and,
+// past perMinute (or when the store fails), answers the request itself and
+// reports true.
+func (s *Server) overLimit(w http.ResponseWriter, r *http.Request, key string, perMinute int, msg string) bool {
+	n, err := s.Store.HitRateLimit(r.Context(), key, time.Minute, s.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return true
+	}
+	if n > perMinute {
+		w.Header().Set("Retry-After", "60")
+		s.writeError(w, r, airlock.Errorf(airlock.ERATELIMIT, "%s", msg))
+		return true
+	}
+	return false
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
