@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"airlock"
+	"airlock/dpop"
 )
 
 // DPoP (RFC 9449) binds a CLI session's token to the key pair the CLI made
@@ -196,12 +197,6 @@ func clip(s string, n int) string {
 	return s
 }
 
-// dpopTokenHash is the ath of token: base64url(SHA-256(token)).
-func dpopTokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
 // verifyDPoP checks r's DPoP proof (RFC 9449 §4.3) for a request made with
 // token (empty for the token request, which has no ath) by the key whose
 // thumbprint is jkt: signature, key, method, URL, time, the token's hash,
@@ -234,7 +229,7 @@ func (s *Server) verifyDPoP(ctx context.Context, r *http.Request, token, jkt str
 		return dpopFail(dpopStale, "iat is more than %s away from the server's time", dpopIATSkew)
 	}
 	if token != "" {
-		if subtle.ConstantTimeCompare([]byte(p.Claims.ATH), []byte(dpopTokenHash(token))) != 1 {
+		if subtle.ConstantTimeCompare([]byte(p.Claims.ATH), []byte(dpop.TokenHash(token))) != 1 {
 			return dpopFail(dpopWrongATH, "ath does not match the access token")
 		}
 	}
