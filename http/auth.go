@@ -45,6 +45,8 @@ type authn struct {
 	Session *airlock.Session
 	User    *airlock.User
 	Device  *airlock.Device
+	// Credential is the session's passkey, as sessionBasis found it.
+	Credential *airlock.Credential
 	// PrevSeen is when the session was last seen before this request.
 	PrevSeen time.Time
 }
@@ -179,7 +181,7 @@ func (s *Server) sessionBasis(ctx context.Context, sess *airlock.Session) (*auth
 		_ = s.Sessions.End(ctx, sess, "tier_changed", "system")
 		return nil, airlock.Errorf(airlock.EUNAUTHORIZED, "your account's tier changed; sign in again")
 	}
-	return &authn{Session: sess, User: user, Device: dev}, nil
+	return &authn{Session: sess, User: user, Device: dev, Credential: cred}, nil
 }
 
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {

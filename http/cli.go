@@ -300,17 +300,13 @@ func (s *Server) cliToken(r *http.Request, ev *airlock.AuditEvent) (map[string]a
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := s.Store.FindCredentialByID(ctx, browser.CredentialID)
-	if err != nil {
-		return nil, nil, err
-	}
 	notAfter := now.Add(s.cliTTL())
 	if browser.AbsoluteDeadline.Before(notAfter) {
 		notAfter = browser.AbsoluteDeadline
 	}
 	m := s.meta(r)
 	token, sess, err := s.Sessions.Create(ctx, session.Start{
-		User: a.User, Device: a.Device, Credential: cred, Tier: browser.Tier, AMR: browser.AMR,
+		User: a.User, Device: a.Device, Credential: a.Credential, Tier: browser.Tier, AMR: browser.AMR,
 		LastUVAt: browser.LastUVAt, NotAfter: notAfter, KeyThumbprint: cc.JKT,
 		IP: m.IP, UserAgent: m.UserAgent, RequestID: m.RequestID,
 	})
