@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"airlock"
+	"airlock/passkey"
 	"airlock/session"
 )
 
@@ -336,12 +337,31 @@ func (s *Server) stepUpSession(ctx context.Context, a *authn, txID string) strin
 		return a.Session.ID
 	}
 	t, err := s.Store.FindStepUpByID(ctx, txID)
-	if err != nil || t.SessionID == a.Session.ID {
+	if err != nil || !s.confirmsForCLI(ctx, a, t) {
 		return a.Session.ID
+	}
+	return t.SessionID
+}
+
+// confirmsForCLI reports whether the browser session a may confirm the
+// step-up t on behalf of t's session: a live key-bound CLI session of the
+// same user on the same device (see stepUpSession).
+func (s *Server) confirmsForCLI(ctx context.Context, a *authn, t *airlock.StepUp) bool {
+	if a.Session.KeyThumbprint != "" || t.SessionID == a.Session.ID {
+		return false
 	}
 	cli, err := s.Store.FindSessionByID(ctx, t.SessionID)
-	if err != nil || cli.KeyThumbprint == "" || !cli.IsLive(s.Now()) || cli.UserID != a.User.ID || cli.DeviceID != a.Session.DeviceID {
-		return a.Session.ID
+	return err == nil && cli.KeyThumbprint != "" && cli.IsLive(s.Now()) && cli.UserID == a.User.ID && cli.DeviceID == a.Session.DeviceID
+}
+
+// stepUpAs is the session the ceremony of txID runs for (stepUpSession)
+// and the request's meta, naming a's session as ViaSession when that is
+// another session.
+func (s *Server) stepUpAs(r *http.Request, a *authn, txID string) (string, passkey.Meta) {
+	m := s.meta(r)
+	sid := s.stepUpSession(r.Context(), a, txID)
+	if sid != a.Session.ID {
+		m.ViaSession = a.Session.ID
 	}
-	return cli.ID
+	return sid, m
 }

@@ -24,11 +24,7 @@ func (s *Server) handleStepUpBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := sessionFrom(r.Context())
-	m := s.meta(r)
-	sid := s.stepUpSession(r.Context(), a, req.Transaction)
-	if sid != a.Session.ID {
-		m.ViaSession = a.Session.ID
-	}
+	sid, m := s.stepUpAs(r, a, req.Transaction)
 	b, err := s.Passkeys.BeginStepUp(r.Context(), req.Transaction, sid, m)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -55,14 +51,10 @@ func (s *Server) handleStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := sessionFrom(r.Context())
-	m := s.meta(r)
 	// ?transaction= names the transaction when the browser confirms one
 	// of its user's CLI sessions (stepUpSession); the ceremony still
 	// checks that it is the one it was begun for.
-	sid := s.stepUpSession(r.Context(), a, r.URL.Query().Get("transaction"))
-	if sid != a.Session.ID {
-		m.ViaSession = a.Session.ID
-	}
+	sid, m := s.stepUpAs(r, a, r.URL.Query().Get("transaction"))
 	res, err := s.Passkeys.FinishStepUp(r.Context(), req.Ceremony, req.Credential, sid, m)
 	s.logins.WithLabelValues("stepup", outcome(err)).Inc()
 	if err != nil {
@@ -112,7 +104,7 @@ func (s *Server) pageStepUp(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, statusOf(airlock.ErrorCode(err)), "stepup", page{Title: title, Auth: a, Error: airlock.ErrorMessage(err)})
 		return
 	}
-	if t.SessionID != a.Session.ID && s.stepUpSession(r.Context(), a, t.ID) != t.SessionID {
+	if t.SessionID != a.Session.ID && !s.confirmsForCLI(r.Context(), a, t) {
 		s.render(w, r, http.StatusForbidden, "stepup", page{Title: title, Auth: a,
 			Error: "This confirmation belongs to another session. Open it in the browser session the request came from (sign in there again if it ended)."})
 		return
