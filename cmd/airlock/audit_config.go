@@ -127,10 +127,7 @@ func (a *AuditConfig) resolvePaths(base string) {
 
 // auditKeyFile is the signing key's path for cfg.
 func (c *Config) auditKeyFile() string {
-	if c.Audit.KeyFile != "" {
-		return c.Audit.KeyFile
-	}
-	return filepath.Join(c.Data, "audit-signing.key")
+	return dataFile(c.Audit.KeyFile, c.Data, "audit-signing.key")
 }
 
 // auditOrigin is the checkpoint origin for cfg.

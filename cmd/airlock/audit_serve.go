@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -24,25 +22,17 @@ type auditParts struct {
 // auditServices loads (or on first start generates) the checkpoint signing
 // key and builds the checkpoint signer and the SIEM streamer over m.Audit.
 func (m *Main) auditServices(cfg Config) error {
-	path := cfg.auditKeyFile()
-	var (
-		key     *audit.Key
-		created bool
-		err     error
-	)
-	if cfg.Audit.KeyFile != "" {
-		// A configured key must exist: a replica whose secret is not
-		// mounted must not quietly sign with a key of its own.
-		if key, err = audit.LoadKey(path); err != nil {
-			return fmt.Errorf("config: audit.key_file: %w", err)
-		}
-	} else if key, created, err = audit.LoadOrCreateKey(path, cfg.auditOrigin()); err != nil {
+	origin := cfg.auditOrigin()
+	key, err := signingKey[*audit.Key]{
+		what: "audit checkpoint signing", setting: "audit.key_file", configured: cfg.Audit.KeyFile != "", path: cfg.auditKeyFile(),
+		load: audit.LoadKey,
+		loadOrCreate: func(path string) (*audit.Key, bool, error) {
+			return audit.LoadOrCreateKey(path, origin)
+		},
+		logged: func(k *audit.Key) []any { return []any{"verifier_key", k.VerifierKey} },
+	}.get(m.Logger, true)
+	if err != nil {
 		return err
-	}
-	if created {
-		m.Logger.Info("generated the audit checkpoint signing key", "file", path, "verifier_key", key.VerifierKey)
-	} else if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		m.Logger.Warn("the audit signing key file is readable by others than its owner", "file", path, "mode", st.Mode().Perm().String())
 	}
 	vs, err := cfg.auditVerifiers(key.Verifier)
 	if err != nil {
@@ -50,7 +40,7 @@ func (m *Main) auditServices(cfg Config) error {
 	}
 	m.auditParts.verifiers = vs
 	m.auditParts.checkpoints = &audit.Checkpointer{
-		Store: m.Store, Key: key, Origin: cfg.auditOrigin(), Verifiers: vs,
+		Store: m.Store, Key: key, Origin: origin, Verifiers: vs,
 		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval,
 		Log: m.Audit, Now: m.Now, Logger: m.Logger,
 		// The signer's own memory of what it signed, out of the store's

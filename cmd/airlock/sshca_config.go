@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,80 +71,99 @@ func (c *Config) resolveSSHPaths(base string) {
 
 // sshCAKeyFile is the CA key's path for c.
 func (c *Config) sshCAKeyFile() string {
-	if c.SSHCA.KeyFile != "" {
-		return c.SSHCA.KeyFile
-	}
-	return filepath.Join(c.Data, "sshca.key")
+	return dataFile(c.SSHCA.KeyFile, c.Data, "sshca.key")
 }
 
 // grantTokenKeyFile is the grant-token signing key's path for c.
 func (c *Config) grantTokenKeyFile() string {
-	if c.GrantTokens.KeyFile != "" {
-		return c.GrantTokens.KeyFile
+	return dataFile(c.GrantTokens.KeyFile, c.Data, "grant-token.key")
+}
+
+// dataFile is the configured file, else name in the data directory.
+func dataFile(configured, data, name string) string {
+	if configured != "" {
+		return configured
 	}
-	return filepath.Join(c.Data, "grant-token.key")
+	return filepath.Join(data, name)
+}
+
+// signingKey is one of serve's signing key files (the SSH CA's, the
+// grant-token key, the audit checkpoint key) for load.
+type signingKey[K any] struct {
+	// what names the key in log lines ("SSH CA").
+	what string
+	// setting is the config setting naming the file ("sshca.key_file");
+	// configured reports that it is set.
+	setting    string
+	configured bool
+	path       string
+	load       func(path string) (K, error)
+	// loadOrCreate loads the key or, when the file is missing, generates
+	// and writes it; created reports whether it did.
+	loadOrCreate func(path string) (key K, created bool, err error)
+	// logged adds attributes to the line that logs a generated key.
+	logged func(K) []any
+}
+
+// get loads the key. A configured file must exist: a replica whose secret
+// is not mounted must not quietly sign with a key of its own. The data
+// directory's file is generated when create is set and it is missing. A
+// generated key is logged, a key file others can read is warned about;
+// logger may be nil (the CLI's local reads).
+func (s signingKey[K]) get(logger *slog.Logger, create bool) (K, error) {
+	if s.configured || !create {
+		k, err := s.load(s.path)
+		if err != nil {
+			if s.configured {
+				err = fmt.Errorf("config: %s: %w", s.setting, err)
+			}
+			return k, err
+		}
+		warnKeyMode(logger, s.path, s.what)
+		return k, nil
+	}
+	k, created, err := s.loadOrCreate(s.path)
+	if err != nil {
+		return k, err
+	}
+	if created && logger != nil {
+		attrs := []any{"file", s.path}
+		if s.logged != nil {
+			attrs = append(attrs, s.logged(k)...)
+		}
+		logger.Info("generated the "+s.what+" key", attrs...)
+	} else {
+		warnKeyMode(logger, s.path, s.what)
+	}
+	return k, nil
+}
+
+// warnKeyMode warns (if logger is not nil) when others than its owner can
+// read the key file at path.
+func warnKeyMode(logger *slog.Logger, path, what string) {
+	if logger == nil {
+		return
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		logger.Warn("the "+what+" key file is readable by others than its owner", "file", path, "mode", st.Mode().Perm().String())
+	}
 }
 
 // loadSSHCAKey loads the CA key: the configured file, which must exist, or
 // DATA/sshca.key, generated when create is set and it is missing.
 func (m *Main) loadSSHCAKey(cfg Config, create bool) (ed25519.PrivateKey, error) {
-	path := cfg.sshCAKeyFile()
-	if cfg.SSHCA.KeyFile != "" || !create {
-		k, err := sshca.Load(path)
-		if err != nil {
-			if cfg.SSHCA.KeyFile != "" {
-				return nil, fmt.Errorf("config: sshca.key_file: %w", err)
-			}
-			return nil, err
-		}
-		m.warnKeyMode(path, "SSH CA")
-		return k, nil
-	}
-	k, created, err := sshca.LoadOrCreate(path)
-	if err != nil {
-		return nil, err
-	}
-	if created && m.Logger != nil {
-		m.Logger.Info("generated the SSH CA key", "file", path)
-	} else {
-		m.warnKeyMode(path, "SSH CA")
-	}
-	return k, nil
+	return signingKey[ed25519.PrivateKey]{
+		what: "SSH CA", setting: "sshca.key_file", configured: cfg.SSHCA.KeyFile != "", path: cfg.sshCAKeyFile(),
+		load: sshca.Load, loadOrCreate: sshca.LoadOrCreate,
+	}.get(m.Logger, create)
 }
 
 // loadGrantTokenKey loads the grant-token signing key as loadSSHCAKey does.
 func (m *Main) loadGrantTokenKey(cfg Config, create bool) (ed25519.PrivateKey, error) {
-	path := cfg.grantTokenKeyFile()
-	if cfg.GrantTokens.KeyFile != "" || !create {
-		k, err := granttoken.LoadKey(path)
-		if err != nil {
-			if cfg.GrantTokens.KeyFile != "" {
-				return nil, fmt.Errorf("config: grant_tokens.key_file: %w", err)
-			}
-			return nil, err
-		}
-		m.warnKeyMode(path, "grant-token signing")
-		return k, nil
-	}
-	k, created, err := granttoken.LoadOrCreateKey(path)
-	if err != nil {
-		return nil, err
-	}
-	if created && m.Logger != nil {
-		m.Logger.Info("generated the grant-token signing key", "file", path)
-	} else {
-		m.warnKeyMode(path, "grant-token signing")
-	}
-	return k, nil
-}
-
-func (m *Main) warnKeyMode(path, what string) {
-	if m.Logger == nil {
-		return
-	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		m.Logger.Warn("the "+what+" key file is readable by others than its owner", "file", path, "mode", st.Mode().Perm().String())
-	}
+	return signingKey[ed25519.PrivateKey]{
+		what: "grant-token signing", setting: "grant_tokens.key_file", configured: cfg.GrantTokens.KeyFile != "", path: cfg.grantTokenKeyFile(),
+		load: granttoken.LoadKey, loadOrCreate: granttoken.LoadOrCreateKey,
+	}.get(m.Logger, create)
 }
 
 // sshServices sets m.SSHCA and m.GrantTokens from cfg: keys loaded (or, in
