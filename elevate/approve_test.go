@@ -425,21 +425,20 @@ func TestDeny(t *testing.T) {
 			t.Fatal("denied without a reason")
 		}
 	})
-	t.Run("fail-by-requester", func(t *testing.T) {
-		h, r := setup(t)
-		_, err := h.svc.Deny(h.ctx, r.ID, h.p("alice").sub(), "changed my mind", passkey.Meta{})
-		wantErr(t, err, airlock.EFORBIDDEN, ReasonSelfApproval)
-	})
-	t.Run("fail-by-outsider", func(t *testing.T) {
-		h, r := setup(t)
-		_, err := h.svc.Deny(h.ctx, r.ID, h.p("mal").sub(), "no", passkey.Meta{})
-		wantErr(t, err, airlock.EFORBIDDEN, ReasonNotInGroup)
-	})
-	t.Run("fail-by-lower-tier-member", func(t *testing.T) {
-		h, r := setup(t)
-		_, err := h.svc.Deny(h.ctx, r.ID, h.p("erin").sub(), "no", passkey.Meta{})
-		wantErr(t, err, airlock.EFORBIDDEN, ReasonApproverTier)
-	})
+	for _, tc := range []struct {
+		name, who string
+		reason    Reason
+	}{
+		{"fail-by-requester", "alice", ReasonSelfApproval},
+		{"fail-by-outsider", "mal", ReasonNotInGroup},
+		{"fail-by-lower-tier-member", "erin", ReasonApproverTier},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, r := setup(t)
+			_, err := h.svc.Deny(h.ctx, r.ID, h.p(tc.who).sub(), "no", passkey.Meta{})
+			wantErr(t, err, airlock.EFORBIDDEN, tc.reason)
+		})
+	}
 	t.Run("ok-by-approver", func(t *testing.T) {
 		h, r := setup(t)
 		got, err := h.svc.Deny(h.ctx, r.ID, h.p("carol").sub(), "no ticket for this", passkey.Meta{})
