@@ -88,7 +88,7 @@ type Rule struct {
 // approvals in all.
 func (r Rule) Validate() error {
 	if len(r.AllOf) == 0 {
-		return errors.New("elevate: an approval rule needs at least one quorum (all_of)")
+		return errors.New("elevate: all_of is empty: an approval rule needs at least one quorum")
 	}
 	total := 0
 	for i, q := range r.AllOf {

@@ -68,13 +68,10 @@ func (c ElevationConfig) check() error {
 		if !policy.ValidRuleName(n) {
 			return fmt.Errorf("elevation.approval_rules: %q is not a rule name (1-64 letters, digits, '.', '_', '-')", n)
 		}
-		if len(r.AllOf) == 0 {
-			return fmt.Errorf("elevation.approval_rules.%s: all_of is empty", n)
-		}
-		for i, q := range r.AllOf {
-			if q.Group == "" || q.Min < 1 {
-				return fmt.Errorf("elevation.approval_rules.%s.all_of[%d]: needs a group and min ≥ 1", n, i)
-			}
+		// The service's own check: a group and min ≥ 1 per quorum, at
+		// most 16 approvals in all.
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("elevation.approval_rules.%s: %w", n, err)
 		}
 	}
 	for i, d := range []time.Duration{c.MaxDuration.Tier0, c.MaxDuration.Tier1, c.MaxDuration.Tier2} {

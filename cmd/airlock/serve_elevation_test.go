@@ -47,6 +47,7 @@ elevation:
 		{"fail-empty-rule", "elevation: {approval_rules: {x: {all_of: []}}}", "all_of is empty"},
 		{"fail-min-zero", "elevation: {approval_rules: {x: {all_of: [{group: a, min: 0}]}}}", "min ≥ 1"},
 		{"fail-no-group", "elevation: {approval_rules: {x: {all_of: [{min: 1}]}}}", "needs a group"},
+		{"fail-too-many-approvals", "elevation: {approval_rules: {x: {all_of: [{group: a, min: 17}]}}}", "at most 16"},
 		{"fail-zero-cap", "elevation: {max_duration: {tier2: 0s}}", "tier2 must be positive"},
 		{"fail-zero-ttl", "elevation: {request_ttl: 0s}", "must be positive"},
 		{"fail-comma-in-rule-name", "elevation: {approval_rules: {\"a,b\": {all_of: [{group: g, min: 1}]}}}", "not a rule name"},
