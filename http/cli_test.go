@@ -458,6 +458,27 @@ func TestDPoP(t *testing.T) {
 		{name: "fail-iat-not-integer", reason: "malformed", send: func() resp {
 			return e.dpopReq("GET", path, nil, tok, rawJWS(map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": pubJWK}, claims(func(c map[string]any) { c["iat"] = "now" }), edSign))
 		}},
+		{name: "fail-oversize-proof", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, strings.Repeat("a", 4097))
+		}},
+		{name: "fail-not-compact-jws", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, "a.b")
+		}},
+		{name: "fail-no-jti", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, e.proof(k, "GET", path, tok, func(c *dpop.Claims) { c.JTI = "" }))
+		}},
+		{name: "fail-jti-too-long", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, e.proof(k, "GET", path, tok, func(c *dpop.Claims) { c.JTI = strings.Repeat("j", 257) }))
+		}},
+		{name: "fail-no-htm", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, e.proof(k, "GET", path, tok, func(c *dpop.Claims) { c.HTM = "" }))
+		}},
+		{name: "fail-no-htu", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, e.proof(k, "GET", path, tok, func(c *dpop.Claims) { c.HTU = "" }))
+		}},
+		{name: "fail-iat-zero", reason: "malformed", send: func() resp {
+			return e.dpopReq("GET", path, nil, tok, e.proof(k, "GET", path, tok, func(c *dpop.Claims) { c.IAT = 0 }))
+		}},
 		{name: "fail-two-dpop-headers", reason: "malformed", send: func() resp {
 			// Go's client joins nothing: two header lines reach the server.
 			return e.reqMulti("GET", path, tok, []string{e.proof(k, "GET", path, tok, nil), e.proof(k, "GET", path, tok, nil)})

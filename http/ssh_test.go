@@ -556,3 +556,57 @@ func TestSSHIssueRateLimited(t *testing.T) {
 		t.Fatalf("other user: %d %s", r.status, r.raw)
 	}
 }
+
+// TestSSHForwardingStepUpRefused: forwarding must be allowed outright. A
+// step_up the policy answers for ssh.agent_forwarding is a 403 naming the
+// action — never the RFC 9470 challenge, whose proof would confirm only
+// ssh.login — and it is audited; no certificate is recorded.
+func TestSSHForwardingStepUpRefused(t *testing.T) {
+	files := policy.DefaultFiles()
+	const ban = `@id("ssh-no-forwarding")`
+	src := string(files["50-elevation.cedar"])
+	i := strings.Index(src, ban)
+	if i < 0 {
+		t.Fatalf("the default set no longer has %s in 50-elevation.cedar; update this test", ban)
+	}
+	if j := strings.LastIndex(src[:i], "\n\n"); j >= 0 {
+		i = j
+	}
+	files["50-elevation.cedar"] = []byte(src[:i] + "\n")
+	set, err := policy.Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withElevation(withSSHCA, func(s *airhttp.Server) {
+		s.Decide.Engine.Swap(set)
+		c := decide.QuickStart()
+		c.Actions[airhttp.ActionSSHAgentForwarding] = decide.Action{Sensitivity: policy.High, Resources: map[string]policy.Sensitivity{"grafana": policy.Critical}}
+		s.Decide.Catalog = c
+	}))
+	admin, _ := e.bootstrapAdmin()
+	tok, _, _ := e.person(admin, "rita", 1, nil, passkeytest.Flags{})
+	gid := e.grantFor(tok, "viewer@grafana")
+	line, _ := sshKeyLine(t)
+	e.clock.Add(16 * time.Minute)
+
+	// ok-without-forwarding: ssh.login alone is still allowed.
+	if r := e.certFor(tok, gid, map[string]any{"public_key": line}, nil); r.status != 200 {
+		t.Fatalf("without forwarding: %d %s", r.status, r.raw)
+	}
+	r := e.certFor(tok, gid, map[string]any{"public_key": line, "forward_agent": true}, nil)
+	if r.status != http.StatusForbidden || r.errCode() != airlock.EFORBIDDEN || r.body["action"] != airhttp.ActionSSHAgentForwarding ||
+		!strings.Contains(r.errMsg(), "outright") || r.body["certificate"] != nil || r.body["transaction"] != nil {
+		t.Fatalf("forwarding wanting a step-up: %d %s, want 403 naming %s", r.status, r.raw, airhttp.ActionSSHAgentForwarding)
+	}
+	if www := r.header.Get("WWW-Authenticate"); www != "" {
+		t.Errorf("WWW-Authenticate %q on a forwarding refusal", www)
+	}
+	evs := e.auditOf(gid, airhttp.EventSSHCertificateIssued)
+	last := evs[len(evs)-1]
+	if last.Outcome != airlock.OutcomeDenied || last.Reason != "policy_step_up" || last.Details["refused_action"] != airhttp.ActionSSHAgentForwarding {
+		t.Errorf("refusal audited as %s %s %v", last.Outcome, last.Reason, last.Details)
+	}
+	if recs, _ := e.store.ListSSHCertificates(context.Background(), gid); len(recs) != 1 {
+		t.Errorf("%d certificates recorded, want only the one without forwarding", len(recs))
+	}
+}
