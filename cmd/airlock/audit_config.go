@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -92,7 +91,7 @@ func (a *AuditConfig) validate() error {
 		switch s.Type {
 		case "http":
 			u, err := url.Parse(s.URL)
-			if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			if err != nil || u.Host == "" || !protectedURL(u) {
 				return fmt.Errorf("%s: url must be an https URL (plain http only to loopback)", where)
 			}
 			if s.Path != "" {
@@ -110,19 +109,6 @@ func (a *AuditConfig) validate() error {
 		}
 	}
 	return nil
-}
-
-// resolvePaths makes the audit section's relative file names relative to
-// the configuration file's directory base.
-func (a *AuditConfig) resolvePaths(base string) {
-	if a.KeyFile != "" && !filepath.IsAbs(a.KeyFile) {
-		a.KeyFile = filepath.Join(base, a.KeyFile)
-	}
-	for i := range a.Sinks {
-		if p := a.Sinks[i].Path; p != "" && !filepath.IsAbs(p) {
-			a.Sinks[i].Path = filepath.Join(base, p)
-		}
-	}
 }
 
 // auditKeyFile is the signing key's path for cfg.

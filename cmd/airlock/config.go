@@ -178,18 +178,18 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 			}
 			// Files named in the config are relative to the config file.
 			base := filepath.Dir(path)
-			for _, p := range []*string{&cfg.PolicyDir, &cfg.GeoIPDB} {
-				if *p != "" && !filepath.IsAbs(*p) {
-					*p = filepath.Join(base, *p)
+			files := []*string{&cfg.PolicyDir, &cfg.GeoIPDB, &cfg.Audit.KeyFile, &cfg.SSHCA.KeyFile, &cfg.GrantTokens.KeyFile}
+			for i := range cfg.Audit.Sinks {
+				files = append(files, &cfg.Audit.Sinks[i].Path)
+			}
+			for t := range cfg.Tiers {
+				for i := range cfg.Tiers[t].AttestationRoots {
+					files = append(files, &cfg.Tiers[t].AttestationRoots[i])
 				}
 			}
-			cfg.Audit.resolvePaths(base)
-			cfg.resolveSSHPaths(base)
-			for t := range cfg.Tiers {
-				for i, root := range cfg.Tiers[t].AttestationRoots {
-					if !filepath.IsAbs(root) {
-						cfg.Tiers[t].AttestationRoots[i] = filepath.Join(base, root)
-					}
+			for _, p := range files {
+				if *p != "" && !filepath.IsAbs(*p) {
+					*p = filepath.Join(base, *p)
 				}
 			}
 		}
@@ -310,11 +310,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhook.URL != "" {
 		u, err := url.Parse(c.Webhook.URL)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		if err != nil || u.Host == "" || !protectedURL(u) {
 			return fmt.Errorf("config: webhook.url must be an https URL (plain http only to loopback)")
 		}
 	}
 	return nil
+}
+
+// protectedURL reports whether u is https, or plain http to loopback.
+func protectedURL(u *url.URL) bool {
+	return u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))
 }
 
 func isLoopback(host string) bool {
@@ -334,7 +339,7 @@ func checkOrigin(o, rpID string) error {
 		return fmt.Errorf("config: origin %q must be scheme://host[:port]", o)
 	}
 	host := u.Hostname()
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(host)) {
+	if !protectedURL(u) {
 		return fmt.Errorf("config: origin %q must use https (plain http only for localhost)", o)
 	}
 	if host != rpID && !strings.HasSuffix(host, "."+rpID) {

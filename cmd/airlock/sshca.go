@@ -266,8 +266,3 @@ func fetchPublic(server, path string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// protectedURL reports whether u is https, or plain http to loopback.
-func protectedURL(u *url.URL) bool {
-	return u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))
-}

@@ -59,16 +59,6 @@ func (c GrantTokenConfig) validate() error {
 	return nil
 }
 
-// resolveSSHPaths makes the key files named in the config file relative to
-// its directory base.
-func (c *Config) resolveSSHPaths(base string) {
-	for _, p := range []*string{&c.SSHCA.KeyFile, &c.GrantTokens.KeyFile} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(base, *p)
-		}
-	}
-}
-
 // sshCAKeyFile is the CA key's path for c.
 func (c *Config) sshCAKeyFile() string {
 	return dataFile(c.SSHCA.KeyFile, c.Data, "sshca.key")
