@@ -19,6 +19,7 @@ Usage:
   airlock serve [--config FILE] [--listen ADDR] [--data DIR] [--store URL] [--rp-id ID] [--origin URL]... [--tls-cert F --tls-key F]
   airlock admin [--server URL] [--token TOKEN] COMMAND ...   (run 'airlock admin help')
   airlock admin bootstrap --reissue [--data DIR | --store URL] [serve's flags]
+  airlock admin posture --device ID [--managed] [--disk-encrypted] … [--data DIR | --store URL]   (on the server host)
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock audit export|checkpoint|pubkey|proof|verify ... [--data DIR | --store URL]   (run 'airlock audit help')
   airlock login [--server URL] [--no-browser] [--timeout 5m]
