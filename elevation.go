@@ -279,7 +279,8 @@ type ElevationStore interface {
 	// ResolvedBy = by and Note = note, and, when g is not nil, inserts the
 	// grant g and sets the request's GrantID = g.ID — all in one
 	// transaction. A request not pending is ECONFLICT (nothing written); a
-	// missing one ENOTFOUND; status pending or invalid is EINVALID.
+	// missing one ENOTFOUND; arguments CheckResolution refuses are
+	// EINVALID (nothing written).
 	ResolveAccessRequest(ctx context.Context, id string, status RequestStatus, by, note string, at time.Time, g *Grant) error
 	// ListExpiredAccessRequests returns at most limit (≤ 0: 100) pending
 	// requests whose ExpiresAt is not after now, oldest first.
@@ -303,6 +304,33 @@ type ElevationStore interface {
 	// ListSSHCertificates returns the certificates issued for grantID,
 	// oldest IssuedAt first.
 	ListSSHCertificates(ctx context.Context, grantID string) ([]*SSHCertificate, error)
+}
+
+// CheckResolution checks the arguments of ResolveAccessRequest before a
+// store touches its database: status must be valid and not pending, at not
+// zero (it would read back as unresolved), and a grant, when given, goes
+// only with status approved, has an ID and names the request (g.RequestID
+// = id). Any of these failing is EINVALID.
+func CheckResolution(id string, status RequestStatus, at time.Time, g *Grant) error {
+	if !status.Valid() || status == RequestPending {
+		return Errorf(EINVALID, "cannot resolve an access request to status %q", status)
+	}
+	if at.IsZero() {
+		return Errorf(EINVALID, "zero access request resolution time")
+	}
+	if g == nil {
+		return nil
+	}
+	if status != RequestApproved {
+		return Errorf(EINVALID, "a grant goes only with an approved request, not a %s one", status)
+	}
+	if g.ID == "" {
+		return Errorf(EINVALID, "the grant has no ID")
+	}
+	if g.RequestID != id {
+		return Errorf(EINVALID, "the grant names request %q, not %q", g.RequestID, id)
+	}
+	return nil
 }
 
 // DefaultGrantCaps are the longest grants per tier (DESIGN.md): tier 0 1 h,

@@ -96,3 +96,36 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckResolution(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	grant := func(id, requestID string) *Grant { return &Grant{ID: id, RequestID: requestID} }
+	for _, tc := range []struct {
+		name   string
+		status RequestStatus
+		at     time.Time
+		g      *Grant
+		ok     bool
+	}{
+		{"ok-approved-with-grant", RequestApproved, at, grant("grt_1", "req_1"), true},
+		{"ok-approved-without-grant", RequestApproved, at, nil, true},
+		{"ok-denied", RequestDenied, at, nil, true},
+		{"ok-expired", RequestExpired, at, nil, true},
+		{"ok-cancelled", RequestCancelled, at, nil, true},
+		{"fail-pending", RequestPending, at, nil, false},
+		{"fail-unknown-status", RequestStatus("granted"), at, nil, false},
+		{"fail-empty-status", "", at, nil, false},
+		{"fail-zero-time", RequestDenied, time.Time{}, nil, false},
+		{"fail-grant-with-denial", RequestDenied, at, grant("grt_1", "req_1"), false},
+		{"fail-grant-without-id", RequestApproved, at, grant("", "req_1"), false},
+		{"fail-grant-of-another-request", RequestApproved, at, grant("grt_1", "req_2"), false},
+	} {
+		err := CheckResolution("req_1", tc.status, tc.at, tc.g)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && ErrorCode(err) != EINVALID {
+			t.Errorf("%s: got %v, want EINVALID", tc.name, err)
+		}
+	}
+}

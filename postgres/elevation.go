@@ -134,11 +134,10 @@ func (s *Store) ListApprovals(ctx context.Context, requestID string) ([]*airlock
 // replicas the first commits and the others, re-reading the row after it,
 // find it resolved (ECONFLICT) and roll back, so exactly one grant is made.
 // The grant is inserted after the update, in the same transaction: if
-// either fails nothing is written. A grant must name the request (g.RequestID
-// = id) and goes only with status approved (EINVALID otherwise); a zero at is
-// EINVALID (it would read back as unresolved).
+// either fails nothing is written. Arguments airlock.CheckResolution refuses
+// are EINVALID.
 func (s *Store) ResolveAccessRequest(ctx context.Context, id string, status airlock.RequestStatus, by, note string, at time.Time, g *airlock.Grant) error {
-	if err := checkResolve(id, status, at, g); err != nil {
+	if err := airlock.CheckResolution(id, status, at, g); err != nil {
 		return err
 	}
 	grantID := ""
@@ -171,29 +170,6 @@ func (s *Store) ResolveAccessRequest(ctx context.Context, id string, status airl
 			g.EndReason, g.EndedBy)
 		return dbError("create grant", err)
 	})
-}
-
-// checkResolve checks ResolveAccessRequest's arguments.
-func checkResolve(id string, status airlock.RequestStatus, at time.Time, g *airlock.Grant) error {
-	if !status.Valid() || status == airlock.RequestPending {
-		return airlock.Errorf(airlock.EINVALID, "postgres: cannot resolve an access request to status %q", status)
-	}
-	if at.IsZero() {
-		return airlock.Errorf(airlock.EINVALID, "postgres: zero access request resolution time")
-	}
-	if g == nil {
-		return nil
-	}
-	if status != airlock.RequestApproved {
-		return airlock.Errorf(airlock.EINVALID, "postgres: a grant goes only with an approved request, not a %s one", status)
-	}
-	if g.ID == "" {
-		return airlock.Errorf(airlock.EINVALID, "postgres: the grant has no ID")
-	}
-	if g.RequestID != id {
-		return airlock.Errorf(airlock.EINVALID, "postgres: the grant names request %q, not %q", g.RequestID, id)
-	}
-	return nil
 }
 
 // ListExpiredAccessRequests returns at most limit (≤ 0: 100) pending

@@ -120,11 +120,10 @@ func (s *Store) ListApprovals(ctx context.Context, requestID string) ([]*airlock
 // ResolveAccessRequest moves a pending request to status and, with g, inserts
 // the grant and links it, all in one write transaction on the single write
 // connection: of concurrent resolvers exactly one finds the request pending;
-// the others get ECONFLICT and write nothing. A grant must name the request
-// (g.RequestID = id) and goes only with status approved (EINVALID otherwise);
-// a zero at is EINVALID (it would read back as unresolved).
+// the others get ECONFLICT and write nothing. Arguments
+// airlock.CheckResolution refuses are EINVALID.
 func (s *Store) ResolveAccessRequest(ctx context.Context, id string, status airlock.RequestStatus, by, note string, at time.Time, g *airlock.Grant) error {
-	if err := checkResolve("sqlite", id, status, at, g); err != nil {
+	if err := airlock.CheckResolution(id, status, at, g); err != nil {
 		return err
 	}
 	grantID := ""
@@ -159,30 +158,6 @@ func (s *Store) ResolveAccessRequest(ctx context.Context, id string, status airl
 			micros(g.EndedAt), g.EndReason, g.EndedBy)
 		return dbError("create grant", err)
 	})
-}
-
-// checkResolve checks ResolveAccessRequest's arguments; prefix names the
-// store in messages.
-func checkResolve(prefix, id string, status airlock.RequestStatus, at time.Time, g *airlock.Grant) error {
-	if !status.Valid() || status == airlock.RequestPending {
-		return airlock.Errorf(airlock.EINVALID, "%s: cannot resolve an access request to status %q", prefix, status)
-	}
-	if at.IsZero() {
-		return airlock.Errorf(airlock.EINVALID, "%s: zero access request resolution time", prefix)
-	}
-	if g == nil {
-		return nil
-	}
-	if status != airlock.RequestApproved {
-		return airlock.Errorf(airlock.EINVALID, "%s: a grant goes only with an approved request, not a %s one", prefix, status)
-	}
-	if g.ID == "" {
-		return airlock.Errorf(airlock.EINVALID, "%s: the grant has no ID", prefix)
-	}
-	if g.RequestID != id {
-		return airlock.Errorf(airlock.EINVALID, "%s: the grant names request %q, not %q", prefix, g.RequestID, id)
-	}
-	return nil
 }
 
 // ListExpiredAccessRequests returns at most limit (≤ 0: 100) pending
