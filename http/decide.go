@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"time"
 
 	"airlock"
 	"airlock/decide"
@@ -81,11 +80,7 @@ func (s *Server) decide(ctx context.Context, a *authn, req pep.Request) (*decide
 	if s.Decide == nil {
 		return nil, airlock.Errorf(airlock.EUNAVAILABLE, "no policy decision point is configured")
 	}
-	idle := int64(0)
-	if !a.PrevSeen.IsZero() {
-		idle = int64(a.Session.LastSeen.Sub(a.PrevSeen) / time.Second)
-	}
-	return s.Decide.Decide(ctx, decide.Subject{Session: a.Session, User: a.User, Device: a.Device, IdleS: idle}, decide.Request{
+	return s.Decide.Decide(ctx, subject(a), decide.Request{
 		Action: req.Action, Resource: req.Resource, Params: req.Params, IP: req.Context.IP,
 		UserAgent: truncate(req.Context.UserAgent, 300), Client: req.Context.Client, Proof: req.StepUp,
 		RequestID: requestIDFrom(ctx),

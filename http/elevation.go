@@ -49,8 +49,8 @@ func (s *Server) withElevation(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// subject is the decide.Subject of an authenticated request, as s.decide
-// builds it.
+// subject is the decide.Subject of an authenticated request: its session,
+// user and device, and how long the session was idle before this request.
 func subject(a *authn) decide.Subject {
 	idle := int64(0)
 	if !a.PrevSeen.IsZero() {
