@@ -180,9 +180,9 @@ type AuditStore interface {
 	// ENOTFOUND.
 	ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	// ReadAuditEntries returns at most limit stored records with Seq >
-	// afterSeq in ascending Seq order (limit ≤ 0: a store default), as
-	// stored, without checking them: verify, export and streaming read
-	// the log through it.
+	// afterSeq in ascending Seq order (limit 0: a store default; negative:
+	// EINVALID), as stored, without checking them: verify, export and
+	// streaming read the log through it.
 	ReadAuditEntries(ctx context.Context, afterSeq int64, limit int) ([]*AuditEntry, error)
 	// ListAudit returns events matching f in ascending Seq order (descending
 	// when f.Newest), parsed from their leaves.
@@ -195,7 +195,8 @@ type AuditStore interface {
 	// (ENOTFOUND if none).
 	LatestAuditCheckpoint(ctx context.Context) (*AuditCheckpoint, error)
 	// ListAuditCheckpoints returns at most limit checkpoints with Size >
-	// afterSize in ascending Size order (limit ≤ 0: a store default).
+	// afterSize in ascending Size order (limit 0: a store default;
+	// negative: EINVALID).
 	ListAuditCheckpoints(ctx context.Context, afterSize int64, limit int) ([]*AuditCheckpoint, error)
 	// AuditCursor returns the Seq up to which the named delivery sink has
 	// delivered events, 0 if it never has.

@@ -164,6 +164,8 @@ func testAuditLog(t *testing.T, open func(t *testing.T) airlock.Store) {
 		if len(entries) != n {
 			t.Fatalf("ReadAuditEntries paged %d entries, want %d", len(entries), n)
 		}
+		_, err = s.ReadAuditEntries(ctx, 0, -1)
+		wantCode(t, "ReadAuditEntries negative limit", err, airlock.EINVALID)
 		for i, e := range all {
 			ent := entries[i]
 			if ent.Seq != int64(i+1) || e.Seq != int64(i+1) {
