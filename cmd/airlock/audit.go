@@ -43,12 +43,8 @@ verify also works on a read-only copy of the data.
 
 // cmdAudit runs `airlock audit …`.
 func cmdAudit(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, auditUsage)
-		if len(args) == 0 {
-			return errors.New("audit: a command is required")
-		}
-		return nil
+	if done, err := groupHelp("audit", auditUsage, args, stdout, stderr); done {
+		return err
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("audit "+cmd, flag.ContinueOnError)

@@ -2,8 +2,27 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 	"strings"
 )
+
+// groupHelp handles a command group's help and bare forms (`airlock audit
+// help`, `airlock audit`): "help", "-h" or "--help" print usage on stdout;
+// no command at all prints it on stderr (stdout is for output alone) and
+// is an error. done reports that there is no subcommand to run.
+func groupHelp(group, usage string, args []string, stdout, stderr io.Writer) (done bool, err error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return true, fmt.Errorf("%s: a command is required", group)
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return true, nil
+	}
+	return false, nil
+}
 
 // interspersed reorders args so that the flags fs defines come first, then
 // "--", then the positional arguments in their order: commands that take a

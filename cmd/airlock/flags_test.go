@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +48,18 @@ func TestInterspersed(t *testing.T) {
 	fs, _, _, _ = newFS()
 	if err := fs.Parse(interspersed(fs, []string{"s@r", "--for"})); err == nil {
 		t.Error("fail-missing-value: accepted")
+	}
+}
+
+// TestGroupHelp: a command group's help goes to stdout and succeeds; the
+// group alone is an error with its usage on stderr, stdout left empty.
+func TestGroupHelp(t *testing.T) {
+	for _, group := range []string{"audit", "sshca", "grant"} {
+		if out, _, code := runCLI(t, group, "help"); code != 0 || !strings.Contains(out, "Usage") {
+			t.Errorf("ok-%s-help: exit %d, stdout %q", group, code, out)
+		}
+		if out, errOut, code := runCLI(t, group); code == 0 || out != "" || !strings.Contains(errOut, "Usage") || !strings.Contains(errOut, "a command is required") {
+			t.Errorf("fail-%s-bare: exit %d, stdout %q, stderr %q", group, code, out, errOut)
+		}
 	}
 }

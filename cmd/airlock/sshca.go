@@ -47,12 +47,8 @@ GET /v1/jwks serves): to hand to offline verifiers, or to prepare a rotation.
 `
 
 func cmdSSHCA(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, sshcaUsage)
-		if len(args) == 0 {
-			return errors.New("sshca: a command is required")
-		}
-		return nil
+	if done, err := groupHelp("sshca", sshcaUsage, args, stdout, stderr); done {
+		return err
 	}
 	if args[0] != "pubkey" {
 		return fmt.Errorf("sshca: unknown command %q (run 'airlock sshca help')", args[0])
@@ -96,12 +92,8 @@ func cmdSSHCA(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdGrant(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, grantUsage)
-		if len(args) == 0 {
-			return errors.New("grant: a command is required")
-		}
-		return nil
+	if done, err := groupHelp("grant", grantUsage, args, stdout, stderr); done {
+		return err
 	}
 	switch args[0] {
 	case "verify":
