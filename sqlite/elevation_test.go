@@ -16,7 +16,6 @@ import (
 // indexes of migration 0006 for both their filter and their order, rather
 // than scanning or sorting the tables.
 func TestElevationIndexes(t *testing.T) {
-	ctx := context.Background()
 	s := mustOpen(t)
 	now := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	query := func(q string, args []any) func() (string, []any) {
@@ -41,21 +40,7 @@ func TestElevationIndexes(t *testing.T) {
 		{"ssh-certificates", query(sshCertificatesQuery, []any{"grt_1"}), "ssh_certificates_grant"},
 	} {
 		q, args := tc.query()
-		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := queryPlan(t, s, q, args...)
 		if !strings.Contains(p, "INDEX "+tc.index) {
 			t.Errorf("%s: plan %q does not use %s", tc.name, p, tc.index)
 		}

@@ -236,7 +236,6 @@ func TestUpgradeFrom0001(t *testing.T) {
 // TestSessionIndexes checks that the session sweeps use the indexes of
 // migration 0002 rather than scanning the table.
 func TestSessionIndexes(t *testing.T) {
-	ctx := context.Background()
 	s := mustOpen(t)
 	for _, tc := range []struct {
 		query string
@@ -246,21 +245,7 @@ func TestSessionIndexes(t *testing.T) {
 		{expiredSessionsQuery, []any{1, 100}, "sessions_expiry"},
 		{`SELECT id FROM sessions WHERE device_id = ? AND ended_at = 0`, []any{"d-1"}, "sessions_device"},
 	} {
-		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := queryPlan(t, s, tc.query, tc.args...)
 		if !strings.Contains(p, "INDEX "+tc.index) {
 			t.Errorf("%s: plan %q does not use %s", tc.query, p, tc.index)
 		}
@@ -268,6 +253,29 @@ func TestSessionIndexes(t *testing.T) {
 			t.Errorf("%s: plan %q sorts", tc.query, p)
 		}
 	}
+}
+
+// queryPlan returns SQLite's plan for query, its details joined with "; ".
+func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
 }
 
 // TestExpiredSubMicrosecond checks that an idle timeout finer than the
