@@ -30,7 +30,10 @@ func TestElevationIndexes(t *testing.T) {
 		{"requests-by-requester", func() (string, []any) {
 			return accessRequestsQuery(airlock.AccessRequestFilter{RequesterID: "u-1"})
 		}, "access_requests_requester"},
-		{"expired-requests", query(expiredRequestsQuery, []any{"pending", now.UnixMicro(), 100}), "access_requests_status"},
+		{"requests-by-status", func() (string, []any) {
+			return accessRequestsQuery(airlock.AccessRequestFilter{Status: airlock.RequestPending})
+		}, "access_requests_status"},
+		{"expired-requests", query(expiredRequestsQuery, []any{"pending", now.UnixMicro(), 100}), "access_requests_expiry"},
 		{"grants", func() (string, []any) { return grantsQuery(airlock.GrantFilter{}) }, "grants_created"},
 		{"grants-by-user", func() (string, []any) { return grantsQuery(airlock.GrantFilter{UserID: "u-1", ActiveAt: now}) }, "grants_user"},
 		{"grants-by-session", func() (string, []any) {

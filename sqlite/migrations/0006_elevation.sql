@@ -39,7 +39,9 @@ CREATE TABLE access_requests (
 -- Lists are newest first: (created_at, id) read backwards needs no sort.
 CREATE INDEX access_requests_created ON access_requests (created_at, id);
 CREATE INDEX access_requests_requester ON access_requests (requester_id, created_at, id);
-CREATE INDEX access_requests_status ON access_requests (status, expires_at, id);
+CREATE INDEX access_requests_status ON access_requests (status, created_at, id);
+-- The expiry sweep: requests of a status by expiry.
+CREATE INDEX access_requests_expiry ON access_requests (status, expires_at, id);
 
 -- One approval per approver and request.
 CREATE TABLE approvals (
