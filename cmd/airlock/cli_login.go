@@ -76,6 +76,11 @@ func cmdLogin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The token, its DPoP proofs and later the certificates and grant
+	// tokens travel to this server: never in the clear over a network.
+	if u, err := url.Parse(base); err != nil || !protectedURL(u) {
+		return fmt.Errorf("login: %s is neither https nor plain http to this machine (loopback); Airlock's CLI never signs in over an unprotected network", base)
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err

@@ -179,3 +179,23 @@ func TestCLIStepUpRepeatsOnce(t *testing.T) {
 		t.Fatalf("a second challenge was met again or accepted: %v, %d calls", err, len(calls))
 	}
 }
+
+// TestLoginRefusesUnprotectedServer: airlock login never signs in over
+// plain http to another machine (the token, its proofs and everything
+// fetched with it would travel in the clear); loopback stays allowed for
+// the embedded default.
+func TestLoginRefusesUnprotectedServer(t *testing.T) {
+	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
+	for _, server := range []string{"http://flag.example:8080", "http://192.0.2.7"} {
+		_, errOut, code := runCLI(t, "login", "--no-browser", "--timeout", "1s", "--server", server)
+		if code == 0 || !strings.Contains(errOut, "neither https nor plain http to this machine") {
+			t.Errorf("fail-%s: exit %d, %q", server, code, errOut)
+		}
+	}
+	// Loopback gets past the check (and then fails only for want of a
+	// server answering there).
+	_, errOut, _ := runCLI(t, "login", "--no-browser", "--timeout", "1s", "--server", "http://127.0.0.1:1")
+	if strings.Contains(errOut, "neither https nor plain http") {
+		t.Errorf("ok-loopback refused: %q", errOut)
+	}
+}
