@@ -114,9 +114,6 @@ func (s *Store) AddApproval(ctx context.Context, a *airlock.Approval) error {
 		_, err = tx.Exec(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			a.RequestID, a.ApproverID, a.SessionID, a.DeviceID, blob(a.CredentialID), strs(a.Groups), a.Comment,
 			ts(a.CreatedAt))
-		if err != nil && airlock.ErrorCode(dbError("", err)) == airlock.ECONFLICT {
-			return airlock.Wrap(airlock.ECONFLICT, "postgres: the approver has already approved this request", err)
-		}
 		return dbError("add approval", err)
 	})
 }
@@ -263,9 +260,6 @@ func (s *Store) CreateSSHCertificate(ctx context.Context, c *airlock.SSHCertific
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		int64(c.Serial), c.KeyID, c.GrantID, c.UserID, c.SessionID, strs(c.Principals), c.PublicKey,
 		ts(c.ValidAfter), ts(c.ValidBefore), c.SourceAddress, strs(c.Extensions), ts(c.IssuedAt))
-	if err != nil && airlock.ErrorCode(dbError("", err)) == airlock.ECONFLICT {
-		return airlock.Wrap(airlock.ECONFLICT, "postgres: SSH certificate serial already used", err)
-	}
 	return dbError("create SSH certificate", err)
 }
 

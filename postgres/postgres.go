@@ -249,6 +249,10 @@ var uniqueMessages = map[string]string{
 	"enrolment_tokens_hash_key": "enrolment token already exists",
 	"ceremonies_pkey":           "ceremony id already exists",
 	"audit_events_pkey":         "audit sequence number already used",
+	"access_requests_pkey":      "access request id already exists",
+	"approvals_pkey":            "the approver has already approved this request",
+	"grants_pkey":               "grant id already exists",
+	"ssh_certificates_pkey":     "SSH certificate serial already used",
 }
 
 // dbError maps a driver error to an *airlock.Error: a uniqueness violation

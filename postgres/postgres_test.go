@@ -356,6 +356,26 @@ func TestErrorMessages(t *testing.T) {
 	if got := airlock.ErrorMessage(err); got != "postgres: user name already taken" || airlock.ErrorCode(err) != airlock.ECONFLICT {
 		t.Errorf("duplicate user name: %v, message %q", err, got)
 	}
+	req := &airlock.AccessRequest{ID: "req_1", RequesterID: "u-1", Status: airlock.RequestPending, CreatedAt: time.Now()}
+	if err := s.CreateAccessRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	a := &airlock.Approval{RequestID: "req_1", ApproverID: "u-2", CreatedAt: time.Now()}
+	if err := s.AddApproval(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	err = s.AddApproval(ctx, a)
+	if got := airlock.ErrorMessage(err); got != "postgres: the approver has already approved this request" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("second approval: %v, message %q", err, got)
+	}
+	cert := &airlock.SSHCertificate{Serial: 7, KeyID: "alice/grt_1", GrantID: "grt_1", IssuedAt: time.Now()}
+	if err := s.CreateSSHCertificate(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	err = s.CreateSSHCertificate(ctx, cert)
+	if got := airlock.ErrorMessage(err); got != "postgres: SSH certificate serial already used" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("serial used twice: %v, message %q", err, got)
+	}
 	_, err = s.FindUserByID(ctx, "nope")
 	if got := airlock.ErrorMessage(err); got != "postgres: user not found" {
 		t.Errorf("missing user message %q", got)

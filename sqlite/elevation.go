@@ -104,9 +104,6 @@ func (s *Store) AddApproval(ctx context.Context, a *airlock.Approval) error {
 		_, err = tx.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.RequestID, a.ApproverID, a.SessionID, a.DeviceID, blob(a.CredentialID), encodeStrings(a.Groups),
 			a.Comment, micros(a.CreatedAt))
-		if isUnique(err) {
-			return airlock.Wrap(airlock.ECONFLICT, "sqlite: the approver has already approved this request", err)
-		}
 		return dbError("add approval", err)
 	})
 }
@@ -250,9 +247,6 @@ func (s *Store) CreateSSHCertificate(ctx context.Context, c *airlock.SSHCertific
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		int64(c.Serial), c.KeyID, c.GrantID, c.UserID, c.SessionID, encodeStrings(c.Principals), c.PublicKey,
 		micros(c.ValidAfter), micros(c.ValidBefore), c.SourceAddress, encodeStrings(c.Extensions), micros(c.IssuedAt))
-	if isUnique(err) {
-		return airlock.Wrap(airlock.ECONFLICT, "sqlite: SSH certificate serial already used", err)
-	}
 	return dbError("create SSH certificate", err)
 }
 
@@ -376,9 +370,4 @@ func limitOf(limit int) int {
 		return defaultElevationLimit
 	}
 	return limit
-}
-
-// isUnique reports whether err is a uniqueness violation.
-func isUnique(err error) bool {
-	return err != nil && airlock.ErrorCode(dbError("", err)) == airlock.ECONFLICT
 }

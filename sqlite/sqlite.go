@@ -204,18 +204,22 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 // uniqueMessages names, by the "table.column" SQLite reports, what a
 // uniqueness violation means to the caller.
 var uniqueMessages = map[string]string{
-	"users.id":              "user id already exists",
-	"users.name":            "user name already taken",
-	"users.handle":          "user handle already in use",
-	"devices.id":            "device id already exists",
-	"credentials.id":        "credential id already registered",
-	"sessions.id":           "session id already exists",
-	"sessions.token_hash":   "session token already in use",
-	"enrolment_tokens.id":   "enrolment token id already exists",
-	"enrolment_tokens.hash": "enrolment token already exists",
-	"ceremonies.id":         "ceremony id already exists",
-	"audit_events.seq":      "audit sequence number already used",
-	"audit_log.seq":         "audit sequence number already used",
+	"users.id":                "user id already exists",
+	"users.name":              "user name already taken",
+	"users.handle":            "user handle already in use",
+	"devices.id":              "device id already exists",
+	"credentials.id":          "credential id already registered",
+	"sessions.id":             "session id already exists",
+	"sessions.token_hash":     "session token already in use",
+	"enrolment_tokens.id":     "enrolment token id already exists",
+	"enrolment_tokens.hash":   "enrolment token already exists",
+	"ceremonies.id":           "ceremony id already exists",
+	"audit_events.seq":        "audit sequence number already used",
+	"audit_log.seq":           "audit sequence number already used",
+	"access_requests.id":      "access request id already exists",
+	"approvals.approver_id":   "the approver has already approved this request",
+	"grants.id":               "grant id already exists",
+	"ssh_certificates.serial": "SSH certificate serial already used",
 }
 
 // dbError maps a driver error to an *airlock.Error: a uniqueness violation is

@@ -347,6 +347,26 @@ func TestErrorMessages(t *testing.T) {
 	if got := airlock.ErrorMessage(err); got != "sqlite: user name already taken" {
 		t.Errorf("duplicate user name message %q", got)
 	}
+	req := &airlock.AccessRequest{ID: "req_1", RequesterID: "u-1", Status: airlock.RequestPending, CreatedAt: time.Now()}
+	if err := s.CreateAccessRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	a := &airlock.Approval{RequestID: "req_1", ApproverID: "u-2", CreatedAt: time.Now()}
+	if err := s.AddApproval(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	err = s.AddApproval(ctx, a)
+	if got := airlock.ErrorMessage(err); got != "sqlite: the approver has already approved this request" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("second approval: %v, message %q", err, got)
+	}
+	cert := &airlock.SSHCertificate{Serial: 7, KeyID: "alice/grt_1", GrantID: "grt_1", IssuedAt: time.Now()}
+	if err := s.CreateSSHCertificate(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	err = s.CreateSSHCertificate(ctx, cert)
+	if got := airlock.ErrorMessage(err); got != "sqlite: SSH certificate serial already used" || airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Errorf("serial used twice: %v, message %q", err, got)
+	}
 	_, err = s.FindUserByID(ctx, "nope")
 	if got := airlock.ErrorMessage(err); got != "sqlite: user not found" {
 		t.Errorf("missing user message %q", got)
