@@ -30,6 +30,9 @@ type Store interface {
 	// Elevation: access requests, approvals, grants, SSH certificates
 	// (elevation.go).
 	ElevationStore
+	// Recovery cases (recovery.go) and break-glass events (breakglass.go).
+	RecoveryStore
+	BreakGlassStore
 	// Ping reports an error when the store cannot serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -23,12 +23,14 @@ import (
 
 	"airlock"
 	"airlock/audit"
+	"airlock/breakglass"
 	"airlock/decide"
 	"airlock/device"
 	"airlock/elevate"
 	"airlock/granttoken"
 	"airlock/passkey"
 	"airlock/pep"
+	"airlock/recovery"
 	"airlock/session"
 	"airlock/sshca"
 )
@@ -69,6 +71,10 @@ type Server struct {
 	// tokens; without them those endpoints answer unavailable.
 	SSHCA       *sshca.CA
 	GrantTokens *granttoken.Issuer
+	// Recovery runs recovery cases; BreakGlass the break-glass path.
+	// Without them those endpoints answer unavailable.
+	Recovery   *recovery.Service
+	BreakGlass *breakglass.Service
 	// CLITokenTTL is the lifetime of a CLI session from `airlock login`
 	// (0: 1 h, never past the browser session it came from).
 	CLITokenTTL time.Duration
@@ -139,9 +145,11 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/admin/audit", s.sensitive(decide.ActionAuditRead, s.handleAudit)) // the old name
 
 	s.routesDecide(handle)
-	s.routesElevation(handle) // elevation.go: access requests, approvals, grants, approval pages
-	s.routesSSH(handle)       // ssh.go: SSH certificates, grant tokens, JWKS
-	s.routesCLI(handle)       // cli.go: the CLI's loopback login
+	s.routesElevation(handle)  // elevation.go: access requests, approvals, grants, approval pages
+	s.routesSSH(handle)        // ssh.go: SSH certificates, grant tokens, JWKS
+	s.routesCLI(handle)        // cli.go: the CLI's loopback login
+	s.routesRecovery(handle)   // recovery.go: recovery cases, their approvals, cancel and claim
+	s.routesBreakGlass(handle) // breakglass.go: the break-glass path, its sessions and reviews
 	s.routesUI(mux, handle)
 
 	return s.requestID(s.limitBody(s.checkOrigin(mux)))

@@ -14,9 +14,8 @@ import (
 
 // KindApproval is the ceremony kind of an approval: a person's
 // user-verified passkey assertion over the digest of an access request
-// (package elevate). Issue 6's recovery and break-glass approvals are the
-// same bound ceremony under their own kinds (add a Kind constant and a
-// Begin/Finish pair calling beginBound and finishBound), so that a
+// (package elevate). Recovery approvals and break-glass reviews are the
+// same bound ceremony under their own kinds (confirm.go), so that a
 // ceremony of one kind never completes another.
 const KindApproval = "approval"
 
@@ -71,14 +70,7 @@ type DigestFunc func(ctx context.Context, ref string) ([]byte, error)
 // Nothing is audited here: the caller records the approval step with its
 // own correlation ids.
 func (s *Service) BeginApproval(ctx context.Context, c Confirmer, ref string, digest []byte) (*Begin, error) {
-	if c.UserID == "" || c.DeviceID == "" || c.SessionID == "" || ref == "" {
-		return nil, fail(airlock.EINVALID, ReasonWrongConfirmer, nil, "an approval needs a signed-in session and the request it approves")
-	}
-	b, err := s.beginBound(ctx, KindApproval, c, ref, digest)
-	if err != nil {
-		return nil, asFailure(err, "approval")
-	}
-	return b, nil
+	return s.BeginConfirm(ctx, KindApproval, c, ref, digest)
 }
 
 // FinishApproval completes an approval begun by BeginApproval. It consumes
@@ -99,13 +91,7 @@ func (s *Service) BeginApproval(ctx context.Context, c Confirmer, ref string, di
 // acceptAssertion audits (BE change, clone warning): the caller records the
 // approval and its failures.
 func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credentialJSON []byte, c Confirmer, ref string, digestOf DigestFunc, meta Meta) (*Confirmed, error) {
-	res, err := s.finishBound(ctx, KindApproval, ceremonyID, credentialJSON, c, ref, digestOf, meta)
-	if err != nil {
-		err = asFailure(err, "approval")
-		s.countFailure(ctx, c.UserID, err)
-		return nil, err
-	}
-	return res, nil
+	return s.FinishConfirm(ctx, KindApproval, ceremonyID, credentialJSON, c, ref, digestOf, meta)
 }
 
 // finishBound is FinishApproval for a ceremony of kind.

@@ -32,9 +32,10 @@ func tokenHash(secret string) []byte {
 // enrol one passkey on deviceID, valid for Config.TokenTTL. It returns the
 // secret (32 random bytes, base64url) once; the store keeps only its SHA-256.
 // issuer is the issuing user's ID or SystemIssuer; purpose is
-// airlock.PurposeEnrol, or airlock.PurposeBootstrap for SystemIssuer only
-// (a bootstrap token skips the device compliance check and marks the device
-// trusted). The user must exist and be enabled; the device must exist, not
+// airlock.PurposeEnrol, or airlock.PurposeBootstrap or
+// airlock.PurposeRecovery for SystemIssuer only (a bootstrap token skips
+// the device compliance check and marks the device trusted; a recovery
+// token runs the recovery hook when used, see SetRecoveryHook). The user must exist and be enabled; the device must exist, not
 // be revoked, and belong to the user or be shared. Audited
 // "enrol.token_issued". Who may issue a token is the caller's decision.
 func (s *Service) IssueEnrolmentToken(ctx context.Context, issuer, userID, deviceID, purpose string, meta Meta) (string, *airlock.EnrolmentToken, error) {
@@ -45,10 +46,12 @@ func (s *Service) issue(ctx context.Context, issuer, userID, deviceID, purpose, 
 	switch {
 	case issuer == "":
 		return "", nil, airlock.Errorf(airlock.EINVALID, "enrolment token issuer is required")
-	case purpose != airlock.PurposeEnrol && purpose != airlock.PurposeBootstrap:
-		return "", nil, airlock.Errorf(airlock.EINVALID, "enrolment token purpose must be %q or %q", airlock.PurposeEnrol, airlock.PurposeBootstrap)
+	case purpose != airlock.PurposeEnrol && purpose != airlock.PurposeBootstrap && purpose != airlock.PurposeRecovery:
+		return "", nil, airlock.Errorf(airlock.EINVALID, "enrolment token purpose must be %q, %q or %q", airlock.PurposeEnrol, airlock.PurposeBootstrap, airlock.PurposeRecovery)
 	case purpose == airlock.PurposeBootstrap && issuer != SystemIssuer:
 		return "", nil, airlock.Errorf(airlock.EFORBIDDEN, "bootstrap enrolment tokens are issued only by the system")
+	case purpose == airlock.PurposeRecovery && issuer != SystemIssuer:
+		return "", nil, airlock.Errorf(airlock.EFORBIDDEN, "recovery enrolment tokens are issued only by a recovery case")
 	}
 	u, err := s.store.FindUserByID(ctx, userID)
 	if err != nil {
@@ -447,6 +450,12 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 	if !ok {
 		return nil, fail(airlock.EFORBIDDEN, ReasonTierPolicy, nil, "this passkey may not serve %s or any less privileged tier: %s", u.Tier, why)
 	}
+	// A break-glass account's passkey lives on sealed hardware: a synced
+	// (backup-eligible) one could be copied out of the safe.
+	if u.Kind == airlock.UserBreakGlass && wc.Flags.BackupEligible {
+		return nil, fail(airlock.EFORBIDDEN, ReasonBreakGlassBound, nil,
+			"a break-glass account's passkey must be device-bound (BE=0) hardware kept sealed; this one is a synced passkey")
+	}
 	bootstrap := tok.Purpose == airlock.PurposeBootstrap
 	if bootstrap {
 		if tierCap != 0 {
@@ -501,7 +510,17 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 	if err := s.afterCreate(ctx, u, d, cred, tok, meta, bootstrap, now); err != nil {
 		return nil, s.rollbackEnrol(ctx, u, d, cred, meta, err)
 	}
-	return &Enrolled{User: u, Device: d, Credential: cred, Token: tok}, nil
+	en := &Enrolled{User: u, Device: d, Credential: cred, Token: tok}
+	if tok.Purpose == airlock.PurposeRecovery {
+		if s.recoveryHook == nil {
+			return nil, s.rollbackEnrol(ctx, u, d, cred, meta,
+				fail(airlock.EUNAVAILABLE, ReasonRecoveryHook, nil, "recovery is not enabled on this server"))
+		}
+		if err := s.recoveryHook(ctx, en, meta); err != nil {
+			return nil, s.rollbackEnrol(ctx, u, d, cred, meta, asFailure(err, "recovery"))
+		}
+	}
+	return en, nil
 }
 
 // rollbackEnrol revokes a credential whose enrolment failed after it was

@@ -201,7 +201,22 @@ type Service struct {
 	// so that two racing assertions cannot both pass the sign-count check
 	// against the same stored count (W11). See credLock.
 	credLocks [256]sync.Mutex
+	// recoveryHook completes a recovery enrolment (SetRecoveryHook).
+	recoveryHook RecoveryHook
 }
+
+// RecoveryHook finishes what a recovery enrolment means once the new
+// passkey is stored, notified and audited: package recovery revokes the
+// subject's earlier passkeys, ends their sessions and grants, records the
+// recovery risk signal and completes the case. An error rolls the
+// enrolment back (the new passkey is revoked).
+type RecoveryHook func(ctx context.Context, e *Enrolled, meta Meta) error
+
+// SetRecoveryHook installs the hook run after every enrolment with an
+// airlock.PurposeRecovery token. Without one, such enrolments are refused
+// (rolled back): a recovery that cannot end the old credentials must not
+// add a new one. Call it before serving.
+func (s *Service) SetRecoveryHook(h RecoveryHook) { s.recoveryHook = h }
 
 // credLock returns the mutex of the stripe credential id falls in.
 func (s *Service) credLock(id []byte) *sync.Mutex {
@@ -391,6 +406,8 @@ const (
 	ReasonTierPolicy         Reason = "tier_policy"
 	ReasonBootstrapBound     Reason = "bootstrap_needs_device_bound"
 	ReasonBootstrapClosed    Reason = "bootstrap_closed"
+	ReasonBreakGlassBound    Reason = "breakglass_needs_device_bound"
+	ReasonRecoveryHook       Reason = "recovery_failed"
 	ReasonUnknownToken       Reason = "unknown_token"
 	ReasonTokenUsed          Reason = "token_used"
 	ReasonTokenExpired       Reason = "token_expired"

@@ -390,3 +390,59 @@ func (rr *roundRobin) CreateSSHCertificate(ctx context.Context, c *airlock.SSHCe
 func (rr *roundRobin) ListSSHCertificates(ctx context.Context, grantID string) ([]*airlock.SSHCertificate, error) {
 	return rr.next().ListSSHCertificates(ctx, grantID)
 }
+
+func (rr *roundRobin) CreateRecoveryCase(ctx context.Context, c *airlock.RecoveryCase) error {
+	return rr.next().CreateRecoveryCase(ctx, c)
+}
+
+func (rr *roundRobin) FindRecoveryCaseByID(ctx context.Context, id string) (*airlock.RecoveryCase, error) {
+	return rr.next().FindRecoveryCaseByID(ctx, id)
+}
+
+func (rr *roundRobin) FindRecoveryCaseBySecret(ctx context.Context, hash []byte) (*airlock.RecoveryCase, error) {
+	return rr.next().FindRecoveryCaseBySecret(ctx, hash)
+}
+
+func (rr *roundRobin) ListRecoveryCases(ctx context.Context, f airlock.RecoveryCaseFilter) ([]*airlock.RecoveryCase, error) {
+	return rr.next().ListRecoveryCases(ctx, f)
+}
+
+func (rr *roundRobin) UpdateRecoveryCase(ctx context.Context, c *airlock.RecoveryCase) error {
+	return rr.next().UpdateRecoveryCase(ctx, c)
+}
+
+func (rr *roundRobin) AddRecoveryApproval(ctx context.Context, a *airlock.RecoveryApproval) error {
+	return rr.next().AddRecoveryApproval(ctx, a)
+}
+
+func (rr *roundRobin) ListRecoveryApprovals(ctx context.Context, caseID string) ([]*airlock.RecoveryApproval, error) {
+	return rr.next().ListRecoveryApprovals(ctx, caseID)
+}
+
+func (rr *roundRobin) ListRecoveryCasesToExpire(ctx context.Context, now time.Time, limit int) ([]*airlock.RecoveryCase, error) {
+	return rr.next().ListRecoveryCasesToExpire(ctx, now, limit)
+}
+
+func (rr *roundRobin) CreateBreakGlassEvent(ctx context.Context, e *airlock.BreakGlassEvent) error {
+	return rr.next().CreateBreakGlassEvent(ctx, e)
+}
+
+func (rr *roundRobin) FindBreakGlassEventByID(ctx context.Context, id string) (*airlock.BreakGlassEvent, error) {
+	return rr.next().FindBreakGlassEventByID(ctx, id)
+}
+
+func (rr *roundRobin) FindBreakGlassEventByToken(ctx context.Context, hash []byte) (*airlock.BreakGlassEvent, error) {
+	return rr.next().FindBreakGlassEventByToken(ctx, hash)
+}
+
+func (rr *roundRobin) ListBreakGlassEvents(ctx context.Context, f airlock.BreakGlassFilter) ([]*airlock.BreakGlassEvent, error) {
+	return rr.next().ListBreakGlassEvents(ctx, f)
+}
+
+func (rr *roundRobin) EndBreakGlassEvent(ctx context.Context, id, reason string, at time.Time) error {
+	return rr.next().EndBreakGlassEvent(ctx, id, reason, at)
+}
+
+func (rr *roundRobin) ReviewBreakGlassEvent(ctx context.Context, id, reviewerID, notes string, at time.Time) error {
+	return rr.next().ReviewBreakGlassEvent(ctx, id, reviewerID, notes, at)
+}
