@@ -517,10 +517,23 @@ func (s *Service) finishEnrol(ctx context.Context, ceremonyID string, credential
 				fail(airlock.EUNAVAILABLE, ReasonRecoveryHook, nil, "recovery is not enabled on this server"))
 		}
 		if err := s.recoveryHook(ctx, en, meta); err != nil {
-			return nil, s.rollbackEnrol(ctx, u, d, cred, meta, asFailure(err, "recovery"))
+			return nil, s.rollbackEnrol(ctx, u, d, cred, meta, hookFailure(err))
 		}
 	}
 	return en, nil
+}
+
+// hookFailure tags the recovery hook's error with ReasonRecoveryHook,
+// keeping its code and message (a reason it already carries is kept).
+func hookFailure(err error) error {
+	if ReasonOf(err) != "" {
+		return err
+	}
+	var ae *airlock.Error
+	if errors.As(err, &ae) {
+		return &airlock.Error{Code: ae.Code, Message: ae.Message, Err: &Failure{Reason: ReasonRecoveryHook, Err: err}}
+	}
+	return fail(airlock.EINTERNAL, ReasonRecoveryHook, err, "the recovery could not be completed")
 }
 
 // rollbackEnrol revokes a credential whose enrolment failed after it was

@@ -577,7 +577,8 @@ func TestIssueEnrolmentToken(t *testing.T) {
 		name, issuer, user, dev, purpose, code string
 	}{
 		{"fail-bootstrap-by-user", "u-admin", u.ID, d.ID, airlock.PurposeBootstrap, airlock.EFORBIDDEN},
-		{"fail-bad-purpose", "u-admin", u.ID, d.ID, "recovery", airlock.EINVALID},
+		{"fail-bad-purpose", "u-admin", u.ID, d.ID, "reset", airlock.EINVALID},
+		{"fail-recovery-by-user", "u-admin", u.ID, d.ID, airlock.PurposeRecovery, airlock.EFORBIDDEN},
 		{"fail-no-issuer", "", u.ID, d.ID, airlock.PurposeEnrol, airlock.EINVALID},
 		{"fail-unknown-user", "u-admin", "u-nobody", d.ID, airlock.PurposeEnrol, airlock.ENOTFOUND},
 		{"fail-unknown-device", "u-admin", u.ID, "d-nothing", airlock.PurposeEnrol, airlock.ENOTFOUND},
