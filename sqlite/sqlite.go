@@ -201,25 +201,32 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// uniqueMessages names, by the "table.column" SQLite reports, what a
-// uniqueness violation means to the caller.
+// uniqueMessages names, by the "table.column" SQLite reports (after a
+// space, in "UNIQUE constraint failed: t.a, t.b"), what a uniqueness
+// violation means to the caller.
 var uniqueMessages = map[string]string{
-	"users.id":                "user id already exists",
-	"users.name":              "user name already taken",
-	"users.handle":            "user handle already in use",
-	"devices.id":              "device id already exists",
-	"credentials.id":          "credential id already registered",
-	"sessions.id":             "session id already exists",
-	"sessions.token_hash":     "session token already in use",
-	"enrolment_tokens.id":     "enrolment token id already exists",
-	"enrolment_tokens.hash":   "enrolment token already exists",
-	"ceremonies.id":           "ceremony id already exists",
-	"audit_events.seq":        "audit sequence number already used",
-	"audit_log.seq":           "audit sequence number already used",
-	"access_requests.id":      "access request id already exists",
-	"approvals.approver_id":   "the approver has already approved this request",
-	"grants.id":               "grant id already exists",
-	"ssh_certificates.serial": "SSH certificate serial already used",
+	"users.id":                       "user id already exists",
+	"users.name":                     "user name already taken",
+	"users.handle":                   "user handle already in use",
+	"devices.id":                     "device id already exists",
+	"credentials.id":                 "credential id already registered",
+	"sessions.id":                    "session id already exists",
+	"sessions.token_hash":            "session token already in use",
+	"enrolment_tokens.id":            "enrolment token id already exists",
+	"enrolment_tokens.hash":          "enrolment token already exists",
+	"ceremonies.id":                  "ceremony id already exists",
+	"audit_events.seq":               "audit sequence number already used",
+	"audit_log.seq":                  "audit sequence number already used",
+	"access_requests.id":             "access request id already exists",
+	"approvals.approver_id":          "the approver has already approved this request",
+	"grants.id":                      "grant id already exists",
+	"ssh_certificates.serial":        "SSH certificate serial already used",
+	"recovery_cases.id":              "recovery case id already exists",
+	"recovery_cases.secret_hash":     "recovery case claim secret already in use",
+	"recovery_approvals.approver_id": "the officer has already approved this recovery case",
+	"breakglass_events.id":           "break-glass event id already exists",
+	"breakglass_events.token_hash":   "break-glass session token already in use",
+	"breakglass_events.account_id":   "break-glass account is locked until the review of its last use",
 }
 
 // dbError maps a driver error to an *airlock.Error: a uniqueness violation is
@@ -243,7 +250,9 @@ func dbError(op string, err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			msg := "sqlite: " + op + ": already exists"
 			for col, m := range uniqueMessages {
-				if strings.Contains(se.Error(), col) {
+				// " " + col: "approvals.approver_id" must not match
+				// "recovery_approvals.approver_id".
+				if strings.Contains(se.Error(), " "+col) {
 					msg = "sqlite: " + m
 					break
 				}

@@ -174,6 +174,8 @@ func Run(t *testing.T, open func(t *testing.T) airlock.Store) {
 	t.Run("RateLimit", func(t *testing.T) { testRateLimit(t, open) })
 	t.Run("DecideEdge", func(t *testing.T) { testDecideEdge(t, open) })
 	t.Run("Elevation", func(t *testing.T) { testElevation(t, open) })
+	t.Run("Recovery", func(t *testing.T) { testRecovery(t, open) })
+	t.Run("BreakGlass", func(t *testing.T) { testBreakGlass(t, open) })
 }
 
 // t0 is the suite's reference time: microsecond precision, not on a second.
