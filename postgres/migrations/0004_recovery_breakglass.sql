@@ -35,7 +35,7 @@ CREATE INDEX recovery_cases_created ON recovery_cases (created_at NULLS FIRST, i
 CREATE INDEX recovery_cases_subject ON recovery_cases (subject_id, created_at NULLS FIRST, id);
 CREATE INDEX recovery_cases_status ON recovery_cases (status, created_at NULLS FIRST, id);
 -- Completion finds the case by the enrolment token it released.
-CREATE INDEX recovery_cases_enrol_token ON recovery_cases (enrol_token_id);
+CREATE INDEX recovery_cases_enrol_token ON recovery_cases (enrol_token_id, created_at NULLS FIRST, id);
 -- The expiry sweep, on exactly its expression: cases not in a final status
 -- by expiry, a zero (NULL) expiry counting as long past.
 CREATE INDEX recovery_cases_expiry ON recovery_cases (coalesce(expires_at, '-infinity'::timestamptz), id)

@@ -31,7 +31,7 @@ CREATE INDEX recovery_cases_created ON recovery_cases (created_at, id);
 CREATE INDEX recovery_cases_subject ON recovery_cases (subject_id, created_at, id);
 CREATE INDEX recovery_cases_status ON recovery_cases (status, created_at, id);
 -- Completion finds the case by the enrolment token it released.
-CREATE INDEX recovery_cases_enrol_token ON recovery_cases (enrol_token_id);
+CREATE INDEX recovery_cases_enrol_token ON recovery_cases (enrol_token_id, created_at, id);
 -- The expiry sweep: cases not in a final status, by expiry. The WHERE is
 -- repeated verbatim by the sweep's query.
 CREATE INDEX recovery_cases_expiry ON recovery_cases (expires_at, id)
