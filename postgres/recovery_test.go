@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"airlock"
+	"airlock/postgres/pgtest"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -125,5 +127,43 @@ func TestRecoveryErrorMessages(t *testing.T) {
 		if got := airlock.ErrorMessage(tc.err); got != tc.want || airlock.ErrorCode(tc.err) != airlock.ECONFLICT {
 			t.Errorf("%s: %v, message %q, want ECONFLICT %q", tc.name, tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestRecoverySimpleProtocol exercises, with pgx's simple query protocol
+// (PgBouncer in transaction mode), the recovery and break-glass arguments:
+// the status array of ListRecoveryCases, bytea hashes, text[] scopes and
+// NULL times.
+func TestRecoverySimpleProtocol(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpenURL(t, pgtest.WithParam(pgtest.Schema(t), "default_query_exec_mode", "simple_protocol"))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := &airlock.RecoveryCase{ID: "rc_1", SubjectID: "u-1", Status: airlock.RecoveryCoolingDown,
+		SecretHash: []byte{0, 1, 0xff}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateRecoveryCase(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindRecoveryCaseBySecret(ctx, c.SecretHash); err != nil || got.ID != "rc_1" || !got.CoolDownUntil.IsZero() {
+		t.Fatalf("FindRecoveryCaseBySecret: %+v, %v", got, err)
+	}
+	list, err := s.ListRecoveryCases(ctx, airlock.RecoveryCaseFilter{SubjectID: "u-1", Since: now,
+		Statuses: []airlock.RecoveryStatus{airlock.RecoveryPending, airlock.RecoveryCoolingDown}})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListRecoveryCases: %d, %v", len(list), err)
+	}
+	if err := s.UpdateRecoveryCase(ctx, c); err != nil || c.Version != 1 {
+		t.Fatalf("UpdateRecoveryCase: %v, version %d", err, c.Version)
+	}
+	e := &airlock.BreakGlassEvent{ID: "bg_1", AccountID: "u-bg", TokenHash: []byte{0, 0xfe}, Scopes: []string{"a@b", "tier:1"},
+		StartedAt: now}
+	if err := s.CreateBreakGlassEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateBreakGlassEvent(ctx, &airlock.BreakGlassEvent{ID: "bg_2", AccountID: "u-bg", TokenHash: []byte{2}}); airlock.ErrorCode(err) != airlock.ECONFLICT {
+		t.Fatalf("second unreviewed event: %v, want ECONFLICT", err)
+	}
+	got, err := s.ListBreakGlassEvents(ctx, airlock.BreakGlassFilter{AccountID: "u-bg", Unreviewed: true})
+	if err != nil || len(got) != 1 || !slices.Equal(got[0].Scopes, e.Scopes) || !got[0].EndedAt.IsZero() {
+		t.Fatalf("ListBreakGlassEvents: %v, %v", got, err)
 	}
 }
