@@ -51,12 +51,20 @@ type boundState struct {
 	Tier airlock.Tier `json:"airlock_tier"`
 }
 
+// errBreakGlassConfirm refuses a bound ceremony of a break-glass account:
+// such an account never steps up, approves or confirms anything (it has no
+// normal session; its one ceremony is the break-glass use).
+func errBreakGlassConfirm() error {
+	return fail(airlock.EFORBIDDEN, ReasonNotBreakGlass, nil, "break-glass accounts cannot step up, approve or confirm")
+}
+
 // beginBound starts a ceremony of kind that c confirms, bound to ref (the
 // ceremony's Ref: what it confirms) through digest: the options allow
 // exactly c's unrevoked passkeys on c's device that may serve c.Tier,
 // require user verification,
 // and carry the challenge SHA-256(nonce ‖ digest) with a fresh 32-byte
-// nonce. A disabled user or one without such a passkey is refused.
+// nonce. A disabled user, a break-glass account (ReasonNotBreakGlass) or
+// a user without such a passkey is refused.
 func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref string, digest []byte) (*Begin, error) {
 	if len(digest) == 0 {
 		return nil, fail(airlock.EINTERNAL, ReasonStore, nil, "nothing to confirm: empty digest")
@@ -67,6 +75,9 @@ func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref 
 	}
 	if u.Disabled {
 		return nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	if u.Kind == airlock.UserBreakGlass {
+		return nil, errBreakGlassConfirm()
 	}
 	creds, err := s.store.ListCredentialsByUser(ctx, u.ID)
 	if err != nil {
@@ -106,7 +117,8 @@ func (s *Service) beginBound(ctx context.Context, kind string, c Confirmer, ref 
 // session data is sd (WebAuthn L3 §7.2): client data (type, challenge,
 // origin), UP and UV from this assertion, the RP ID hash, BE/BS; a
 // credential of userID bound to deviceID, its signature, then — once the
-// caller proved possession of the key — not revoked, the user enabled, the
+// caller proved possession of the key — not revoked, the user enabled and
+// not a break-glass account, the
 // device in the inventory and not revoked, a tier at least as privileged
 // as maxTier still served, and the
 // backup-eligibility and sign-count rules of acceptAssertion (which also
@@ -176,6 +188,9 @@ func (s *Service) verifyBound(ctx context.Context, sd *webauthn.SessionData, cre
 	}
 	if u.Disabled {
 		return nil, nil, nil, fail(airlock.EFORBIDDEN, ReasonUserDisabled, nil, "user %s is disabled", u.Name)
+	}
+	if u.Kind == airlock.UserBreakGlass {
+		return nil, nil, nil, errBreakGlassConfirm()
 	}
 	d, err := s.store.FindDeviceByID(ctx, cred.DeviceID)
 	if airlock.ErrorCode(err) == airlock.ENOTFOUND {

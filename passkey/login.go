@@ -127,6 +127,11 @@ func (s *Service) finishLogin(ctx context.Context, ceremonyID string, credential
 	st.verified = true
 
 	// The caller proved possession of the key: specific messages from here.
+	// A sealed break-glass account never signs in here: its use takes the
+	// break-glass path (justification, alert, review).
+	if u.Kind == airlock.UserBreakGlass {
+		return nil, fail(airlock.EFORBIDDEN, ReasonNotBreakGlass, nil, "break-glass accounts use the break-glass path")
+	}
 	if cred.IsRevoked() {
 		return nil, fail(airlock.EUNAUTHORIZED, ReasonCredentialRevoked, nil, "this passkey has been revoked")
 	}
