@@ -128,7 +128,7 @@ func TestBreakGlassUse(t *testing.T) {
 		action, resource string
 		want             policy.Outcome
 	}{
-		{"db.connect", "db-prod", policy.Allow},    // dba@db-prod
+		{"db.connect", "db-prod", policy.Allow},     // dba@db-prod
 		{"dashboard.view", "grafana", policy.Allow}, // tier:2
 		{"deploy", "ci", policy.Deny},               // tier 1: not covered
 		{"x", "unknown-resource", policy.Deny},
