@@ -32,7 +32,8 @@ type BreakGlassRequest struct {
 // session: principal r.Principal, the critical option source-address
 // always (r.SourceAddresses, normalised), permit-pty as its only extension
 // (no agent, port or X11 forwarding), valid from max(now − ClockSkew,
-// NotBefore) to min(now + TTL, NotAfter) in whole seconds rounded inwards.
+// NotBefore) rounded down to the second, to min(now + TTL, NotAfter)
+// rounded down.
 // It records nothing: the caller stores the returned record when the store
 // is up (GrantID = the event id), else audits it; a serial the store
 // reports taken means issuing again.
@@ -50,7 +51,11 @@ func (c *CA) IssueBreakGlass(r BreakGlassRequest, pub ssh.PublicKey, now time.Ti
 	if err != nil {
 		return nil, nil, err
 	}
-	after := ceilSecond(maxTime(now.Add(-ClockSkew), r.NotBefore))
+	// The session's start rounded down to its second: a certificate asked
+	// for within the session's first second is valid at once (rounding up
+	// would make sshd refuse it as not yet valid); the sub-second overlap
+	// is well within ClockSkew.
+	after := maxTime(now.Add(-ClockSkew), r.NotBefore.Truncate(time.Second)).Truncate(time.Second)
 	before := minTime(now.Add(c.cfg.TTL), r.NotAfter).Truncate(time.Second)
 	if !before.After(after) || !before.After(now) {
 		return nil, nil, airlock.Errorf(airlock.EEXPIRED, "sshca: the break-glass session ends too soon for a certificate")
