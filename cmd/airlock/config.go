@@ -81,6 +81,10 @@ type Config struct {
 	SSHCA       SSHCAConfig      `yaml:"sshca"`
 	GrantTokens GrantTokenConfig `yaml:"grant_tokens"`
 	CLI         CLIConfig        `yaml:"cli"`
+	// Recovery tunes account recovery (serve_recovery.go); BreakGlass is
+	// the break-glass policy and its alerting (serve_breakglass.go).
+	Recovery   RecoveryConfig   `yaml:"recovery"`
+	BreakGlass BreakGlassConfig `yaml:"breakglass"`
 	// CeremonyTTL and EnrolmentTokenTTL bound challenges and enrolment links.
 	CeremonyTTL       time.Duration `yaml:"ceremony_ttl"`
 	EnrolmentTokenTTL time.Duration `yaml:"enrolment_token_ttl"`
@@ -136,6 +140,8 @@ func DefaultConfig() Config {
 		EnrolmentTokenTTL:      15 * time.Minute,
 		Audit:                  DefaultAuditConfig(),
 		Elevation:              DefaultElevationConfig(),
+		Recovery:               DefaultRecoveryConfig(),
+		BreakGlass:             DefaultBreakGlassConfig(),
 	}
 }
 
@@ -178,7 +184,8 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 			}
 			// Files named in the config are relative to the config file.
 			base := filepath.Dir(path)
-			files := []*string{&cfg.PolicyDir, &cfg.GeoIPDB, &cfg.Audit.KeyFile, &cfg.SSHCA.KeyFile, &cfg.GrantTokens.KeyFile}
+			files := []*string{&cfg.PolicyDir, &cfg.GeoIPDB, &cfg.Audit.KeyFile, &cfg.SSHCA.KeyFile, &cfg.GrantTokens.KeyFile,
+				&cfg.BreakGlass.Dir, &cfg.BreakGlass.CredentialsFile}
 			for i := range cfg.Audit.Sinks {
 				files = append(files, &cfg.Audit.Sinks[i].Path)
 			}
@@ -306,6 +313,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: ceremony_begin_per_minute must be at least 1")
 	}
 	if err := c.Audit.validate(); err != nil {
+		return err
+	}
+	if err := c.Recovery.validate(); err != nil {
+		return err
+	}
+	if err := c.BreakGlass.validate(); err != nil {
 		return err
 	}
 	if c.Webhook.URL != "" {

@@ -22,6 +22,7 @@ Usage:
   airlock admin posture --device ID [--managed] [--disk-encrypted] … [--data DIR | --store URL]   (on the server host)
   airlock policy validate|test|simulate|report|init ...   (run 'airlock policy help')
   airlock audit export|checkpoint|pubkey|proof|verify ... [--data DIR | --store URL]   (run 'airlock audit help')
+  airlock breakglass export [--data DIR | --store URL] > breakglass.json   (run 'airlock breakglass help')
   airlock login [--server URL] [--no-browser] [--timeout 5m]
   airlock request [--for 30m] --reason "…" [--ticket T] [--no-wait] ROLE@RESOURCE|tier:N
   airlock approve [--server URL] [--no-browser] REQUEST_ID
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "breakglass":
+		err = cmdBreakGlass(args[1:], stdout, stderr)
 	case "login":
 		err = cmdLogin(args[1:], stdout, stderr)
 	case "request":

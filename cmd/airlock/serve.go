@@ -18,6 +18,7 @@ import (
 
 	"airlock"
 	"airlock/audit"
+	"airlock/breakglass"
 	"airlock/decide"
 	"airlock/elevate"
 	"airlock/geoip"
@@ -27,6 +28,7 @@ import (
 	"airlock/passkey"
 	"airlock/policy"
 	"airlock/policy/policyfs"
+	"airlock/recovery"
 	"airlock/session"
 	"airlock/sshca"
 )
@@ -60,6 +62,11 @@ type Main struct {
 	Elevation   *elevate.Service
 	SSHCA       *sshca.CA
 	GrantTokens *granttoken.Issuer
+	// Recovery runs recovery cases (serve_recovery.go); BreakGlass the
+	// break-glass path, nil when the config does not enable it
+	// (serve_breakglass.go).
+	Recovery   *recovery.Service
+	BreakGlass *breakglass.Service
 	// Origin is the public base URL (the first allowed origin).
 	Origin string
 	// BootstrapURL is set when this start issued a bootstrap enrolment link.
@@ -101,7 +108,13 @@ func (m *Main) services(cfg Config, origins []string) error {
 	if err := m.elevation(cfg, origins); err != nil {
 		return err
 	}
-	return m.sshServices(cfg)
+	if err := m.sshServices(cfg); err != nil {
+		return err
+	}
+	if err := m.recovery(cfg, origins); err != nil {
+		return err
+	}
+	return m.breakGlass(cfg)
 }
 
 // Run opens the store, listens, issues the bootstrap link on an empty
@@ -176,6 +189,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Decide: m.Decide, ReloadPolicy: m.reloadPolicy(), AuditStatus: m.auditStatus,
 		BeginPerMinute: cfg.CeremonyBeginPerMinute, Now: m.Now, Logger: m.Logger,
 		Elevation: m.Elevation, SSHCA: m.SSHCA, GrantTokens: m.GrantTokens, CLITokenTTL: cfg.CLI.TokenTTL,
+		// BreakGlass is nil when the config does not enable it: its routes
+		// answer unavailable.
+		Recovery: m.Recovery, BreakGlass: m.BreakGlass,
 	}
 	m.server = &http.Server{
 		Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -190,6 +206,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.housekeeping(bg, cfg) }()
 	m.runElevation(bg, cfg)
+	m.runRecovery(bg, cfg)
+	m.runBreakGlass(bg, cfg)
 	go func() {
 		defer close(m.done)
 		var err error
