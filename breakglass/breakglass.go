@@ -171,8 +171,10 @@ type Service struct {
 	// down, by string(credential id): the static file's may be stale.
 	signCounts map[string]uint32
 
-	// mergeMu serializes Merge.
+	// mergeMu serializes Merge; useMu serializes the end of Finish (lock
+	// check to record).
 	mergeMu sync.Mutex
+	useMu   sync.Mutex
 }
 
 // New returns a Service. store, passkeys and log are required; ca may be

@@ -61,6 +61,11 @@ func (s *Service) finish(ctx context.Context, ceremonyID string, credentialJSON 
 	if err != nil {
 		return "", nil, err
 	}
+	// One use at a time in this process, from the lock check to the
+	// record: offline, the local audit file is the only lock there is.
+	// (Across replicas the store's one-unreviewed-event rule decides.)
+	s.useMu.Lock()
+	defer s.useMu.Unlock()
 	if l, err := s.locked(ctx, u.ID); err != nil {
 		return "", nil, err
 	} else if l {
