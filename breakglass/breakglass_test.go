@@ -3,6 +3,7 @@ package breakglass
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,8 @@ func TestBreakGlassNew(t *testing.T) {
 // notified, the session decides within scope only, ends, and the account
 // is then locked until review.
 func TestBreakGlassUse(t *testing.T) {
-	h := newHarness(t, nil)
+	var logged bytes.Buffer
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logged, nil)) })
 	before := h.bgCred.SignCount
 	tok, sess, err := h.use(h.svc, "bg", h.bgAuth, "prod database down, on-call cannot sign in (INC-7)")
 	if err != nil {
@@ -92,6 +94,9 @@ func TestBreakGlassUse(t *testing.T) {
 	if len(alerts) != 1 || alerts[0].ID != ev.AlertIDs[0] || alerts[0].Account != "bg" || alerts[0].EventID != ev.ID ||
 		alerts[0].Justification != ev.Justification || alerts[0].IP != testIP {
 		t.Fatalf("alerts %+v", alerts)
+	}
+	if line := logged.String(); !strings.Contains(line, "level=ERROR msg=\"CRITICAL break-glass\"") || !strings.Contains(line, "account=bg") {
+		t.Errorf("no critical log line: %q", line)
 	}
 	// The alert was recorded before the start.
 	all := h.audited("breakglass.")

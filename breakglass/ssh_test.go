@@ -2,6 +2,8 @@ package breakglass
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"regexp"
 	"strings"
 	"testing"
@@ -54,10 +56,22 @@ func TestBreakGlassSSHCertificate(t *testing.T) {
 			t.Fatalf("%v %v", err, cert)
 		}
 	})
-	t.Run("ok-ttl-shorter-than-session", func(t *testing.T) {
-		now := h.clk.Now()
-		if cert.ValidBefore > uint64(now.Add(sshca.DefaultTTL).Unix()) {
-			t.Errorf("valid past the CA's TTL")
+	t.Run("ok-ca-ttl-shorter-than-session", func(t *testing.T) {
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		ca, err := sshca.New(key, h.store, sshca.Config{TTL: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := New(h.cfg, h.store, h.pk, h.log, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := svc.IssueSSHCertificate(h.ctx, sess, pub, "dba@db-prod", testIP, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(h.clk.Now().Add(10 * time.Minute).Unix()); cert.ValidBefore != want {
+			t.Errorf("valid before %d, want the CA's TTL %d (the session ends later)", cert.ValidBefore, want)
 		}
 	})
 	t.Run("fail-principal-out-of-scope", func(t *testing.T) {
