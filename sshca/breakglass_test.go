@@ -73,4 +73,6 @@ func TestIssueBreakGlass(t *testing.T) {
 
 type nopRecorder struct{}
 
-func (nopRecorder) CreateSSHCertificate(_ context.Context, _ *airlock.SSHCertificate) error { return nil }
+func (nopRecorder) CreateSSHCertificate(_ context.Context, _ *airlock.SSHCertificate) error {
+	return nil
+}
