@@ -252,7 +252,10 @@ func New(cfg Config, store airlock.Store, passkeys *passkey.Service, log *audit.
 		ceremonies:   map[string]*memCeremony{}, sessions: map[string]*Session{}, signCounts: map[string]uint32{},
 	}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: cfg.AlertTimeout}
+		// A redirect is not a delivery: following it would turn the POST
+		// into a GET that some other page answers 200.
+		s.client = &http.Client{Timeout: cfg.AlertTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if cfg.CredentialsFile != "" {
 		c, err := LoadCredentials(cfg.CredentialsFile)

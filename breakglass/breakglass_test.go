@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -400,10 +402,19 @@ func TestBreakGlassAlertQueued(t *testing.T) {
 			t.Error("alert not delivered")
 		}
 	})
+	t.Run("fail-redirect-is-not-delivered", func(t *testing.T) {
+		redirect := httptest.NewServer(http.RedirectHandler("https://example.com/", http.StatusFound))
+		defer redirect.Close()
+		h := newHarness(t, func(c *Config) { c.Alerts = []AlertTarget{{URL: redirect.URL, Secret: alertSecret}} })
+		_, sess := h.mustUse(h.svc)
+		if sess.Event.AlertDelivered {
+			t.Error("a 302 counted as delivered")
+		}
+	})
 	t.Run("fail-bad-secret-is-not-delivered", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.Alerts[0].Secret = "wrong" })
 		_, sess := h.mustUse(h.svc) // spooled: access begins
-		if sess.Event.AlertDelivered || len(h.rcv.got()) != 0 || h.rcv.bad == 0 {
+		if sess.Event.AlertDelivered || len(h.rcv.got()) != 0 || h.rcv.badCount() == 0 {
 			t.Errorf("a delivery signed with the wrong secret was accepted")
 		}
 	})

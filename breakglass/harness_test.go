@@ -96,6 +96,12 @@ func (r *receiver) setFail(v bool) {
 	r.fail = v
 }
 
+func (r *receiver) badCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad
+}
+
 func (r *receiver) got() []Alert {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -279,7 +279,13 @@ func (s *Service) Merge(ctx context.Context) (int, error) {
 	if err := s.store.Ping(ctx); err != nil {
 		return 0, airlock.Wrap(airlock.EUNAVAILABLE, "store still unavailable", err)
 	}
-	seen, err := s.spoolIDsInLog(ctx, events[0].Time)
+	since := events[0].Time
+	for _, e := range events {
+		if e.Time.Before(since) {
+			since = e.Time // a clock that stepped back
+		}
+	}
+	seen, err := s.spoolIDsInLog(ctx, since)
 	if err != nil {
 		return 0, err
 	}
