@@ -20,11 +20,13 @@ import (
 	"airlock"
 	"airlock/audit"
 	"airlock/breakglass"
+	"airlock/decide"
 	"airlock/notify"
 	"airlock/passkey"
 	"airlock/passkey/passkeytest"
 	"airlock/policy"
 	"airlock/postgres/pgtest"
+	"airlock/session"
 )
 
 // tcpProxy stands between Airlock and PostgreSQL so that a test can stop
@@ -241,6 +243,48 @@ func setUpBreakGlassAccount(t *testing.T, s *cliServer, adminToken, name string)
 	return sealed
 }
 
+// enrolAdmin completes the bootstrap link like enrolAndLogin and also
+// returns the admin's authenticator.
+func enrolAdmin(t *testing.T, s *cliServer) (string, *passkeytest.Authenticator) {
+	t.Helper()
+	link := s.m.BootstrapURL
+	a := passkeytest.New()
+	b := s.post("/v1/enrol/begin", map[string]any{"token": link[strings.Index(link, "token=")+len("token="):]})
+	opts, _ := json.Marshal(b["publicKey"])
+	cred, _, err := a.Register(s.origin, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.post("/v1/enrol/finish", map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(cred)})
+	b = s.post("/v1/login/begin", map[string]any{})
+	opts, _ = json.Marshal(b["publicKey"])
+	if cred, err = a.Assert(s.origin, opts); err != nil {
+		t.Fatal(err)
+	}
+	f := s.post("/v1/login/finish", map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(cred), "bearer": true})
+	return f["token"].(string), a
+}
+
+// subjectOf is the decide.Subject of a signed-in session, as the HTTP
+// edge builds it.
+func subjectOf(t *testing.T, s *cliServer, token string) decide.Subject {
+	t.Helper()
+	ctx := context.Background()
+	sess, err := s.m.Store.FindSessionByTokenHash(ctx, session.HashToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.m.Store.FindUserByID(ctx, sess.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.m.Store.FindDeviceByID(ctx, sess.DeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decide.Subject{Session: sess, User: u, Device: d}
+}
+
 var e2eMeta = passkey.Meta{IP: "127.0.0.1", UserAgent: "breakglass-e2e"}
 
 // useBreakGlass runs one break-glass use of account with the sealed key.
@@ -311,7 +355,7 @@ func TestBreakGlassStoreStoppedE2E(t *testing.T) {
 	if s.m.BreakGlass == nil {
 		t.Fatal("break-glass not enabled")
 	}
-	adminToken := s.enrolAndLogin(s.m.BootstrapURL)
+	adminToken, adminKey := enrolAdmin(t, s)
 	sealed := setUpBreakGlassAccount(t, s, adminToken, "bg-ops")
 	file, errOut, code := runCLI(t, "breakglass", "export", "--store", storeURL, "--data", data)
 	if code != 0 {
@@ -426,6 +470,31 @@ func TestBreakGlassStoreStoppedE2E(t *testing.T) {
 	if _, _, err := useBreakGlass(t, s, "bg-ops", "again", sealed); passkey.ReasonOf(err) != breakglass.ReasonLocked {
 		t.Fatalf("reuse before review: %v", err)
 	}
+	// Another admin records the post-incident review with a passkey; the
+	// account can be used again.
+	reviewer := subjectOf(t, s, adminToken)
+	notes := "justified: failover was stuck; follow-up INC-43 for the failover script"
+	rb, err := s.m.BreakGlass.BeginReview(ctx, sess.Event.ID, reviewer, notes, e2eMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ropts, _ := json.Marshal(rb)
+	rresp, err := adminKey.Assert(s.origin, ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewed, err := s.m.BreakGlass.FinishReview(ctx, rb.Ceremony, rresp, reviewer, notes, e2eMeta)
+	if err != nil || !reviewed.Reviewed() || reviewed.ReviewedBy != reviewer.User.ID {
+		t.Fatalf("review: %+v %v", reviewed, err)
+	}
+	_, again, err := useBreakGlass(t, s, "bg-ops", "second incident: the replica lags (INC-44)", sealed)
+	if err != nil || again.Event.Offline {
+		t.Fatalf("use after the review: %+v %v", again, err)
+	}
+	if len(receiver.forEvent(again.Event.ID)) != 1 {
+		t.Fatal("no alert for the second use")
+	}
+
 	// A break-glass account never signs in through the normal login.
 	b := s.post("/v1/login/begin", map[string]any{})
 	opts, _ := json.Marshal(b["publicKey"])
