@@ -153,3 +153,34 @@ func TestBreakGlassWiring(t *testing.T) {
 		t.Fatal("started with an unparsable credential file")
 	}
 }
+
+// TestBreakGlassExportCLI: the refusals of `airlock breakglass export`
+// (its success is in TestBreakGlassStoreStoppedE2E): nothing written to
+// stdout, a clear error, no store created where there was none.
+func TestBreakGlassExportCLI(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	out, errOut, code := runCLI(t, "breakglass", "export", "--data", missing)
+	if code == 0 || out != "" || !strings.Contains(errOut, "data directory") {
+		t.Fatalf("missing data dir: %d %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("export created the data directory: %v", err)
+	}
+	// A store with no break-glass account: an empty file would help
+	// nobody in an emergency.
+	dir := t.TempDir()
+	s := startCLIServer(t, dir)
+	s.m.Close()
+	out, errOut, code = runCLI(t, "breakglass", "export", "--data", dir)
+	if code == 0 || out != "" || !strings.Contains(errOut, "no enabled break-glass account") {
+		t.Fatalf("no account: %d %q %q", code, out, errOut)
+	}
+	for _, args := range [][]string{{"breakglass", "export", "--data", dir, "extra"}, {"breakglass", "import"}, {"breakglass"}} {
+		if out, errOut, code := runCLI(t, args...); code == 0 || out != "" || errOut == "" {
+			t.Errorf("%v: %d %q %q", args, code, out, errOut)
+		}
+	}
+	if out, _, code := runCLI(t, "breakglass", "help"); code != 0 || !strings.Contains(out, "breakglass export") {
+		t.Errorf("help: %d %q", code, out)
+	}
+}
