@@ -15,10 +15,22 @@
 package recovery
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"airlock"
 	"airlock/decide"
@@ -103,7 +115,9 @@ type Notifier interface {
 	Notify(ctx context.Context, userID, kind string, payload any) error
 }
 
-// Service runs recovery cases.
+// Service runs recovery cases. It is safe for concurrent use: all state
+// lives in the store, whose compare-and-set on a case's Version decides
+// races between replicas.
 type Service struct {
 	cfg       Config
 	store     airlock.Store
@@ -112,130 +126,238 @@ type Service struct {
 	elevation *elevate.Service
 	audit     Auditor
 	notifier  Notifier
+	// openMu serializes this process's check for a live case of a subject
+	// with the creation of a new one.
+	openMu sync.Mutex
 }
 
 // New returns a Service and installs its completion hook on passkeys
-// (passkey.Service.SetRecoveryHook). Every dependency is required.
-// CONTRACT STUB.
+// (passkey.Service.SetRecoveryHook). Every dependency is required. A zero
+// quorum or cool-down of a tier takes that tier's default; a negative one,
+// a negative CaseTTL or OpensPerDay, or device rules that do not validate
+// are refused.
 func New(cfg Config, store airlock.Store, passkeys *passkey.Service, sessions *session.Manager, elevation *elevate.Service, audit Auditor, notifier Notifier) (*Service, error) {
+	if store == nil || passkeys == nil || sessions == nil || elevation == nil || audit == nil || notifier == nil {
+		return nil, errors.New("recovery: store, passkeys, sessions, elevation, auditor and notifier are required")
+	}
+	for t := range cfg.Quorum {
+		switch {
+		case cfg.Quorum[t] < 0:
+			return nil, fmt.Errorf("recovery: the quorum of tier %d must not be negative", t)
+		case cfg.Quorum[t] == 0:
+			cfg.Quorum[t] = DefaultQuorum[t]
+		}
+		switch {
+		case cfg.CoolDown[t] < 0:
+			return nil, fmt.Errorf("recovery: the cool-down of tier %d must not be negative", t)
+		case cfg.CoolDown[t] == 0:
+			cfg.CoolDown[t] = DefaultCoolDown[t]
+		}
+	}
+	if cfg.CaseTTL < 0 || cfg.OpensPerDay < 0 {
+		return nil, errors.New("recovery: case TTL and opens per day must not be negative")
+	}
+	if cfg.CaseTTL == 0 {
+		cfg.CaseTTL = DefaultCaseTTL
+	}
+	if cfg.OpensPerDay == 0 {
+		cfg.OpensPerDay = DefaultOpensPerDay
+	}
+	if err := cfg.DeviceRules.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Service{cfg: cfg, store: store, passkeys: passkeys, sessions: sessions, elevation: elevation, audit: audit, notifier: notifier}
 	passkeys.SetRecoveryHook(s.Complete)
 	return s, nil
 }
 
-var errTODO = airlock.Errorf(airlock.EUNAVAILABLE, "recovery: not implemented yet")
+// now is the clock at the store's precision (microseconds, UTC), so that a
+// case's times, and the digest computed from them, read back the same.
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-// Open is a request to open a case.
-type Open struct {
-	// Subject is the login name of the account to recover.
-	Subject string
-	// Reason is why (required, at most MaxReasonLen, no control characters).
-	Reason string
-	// DeviceID optionally fixes the re-enrolment device now (help desk).
-	DeviceID string
-	// Opener is the signed-in help-desk operator, or nil for a self-service
-	// case from the login page.
-	Opener *decide.Subject
+// CancelURL is the page where the subject cancels case id with a
+// still-valid passkey.
+func (s *Service) CancelURL(id string) string {
+	return strings.TrimRight(s.cfg.BaseURL, "/") + "/recover/cancel/" + id
 }
 
-// Opened is the answer to Open.
-type Opened struct {
-	// Case is nil for a self-service open of an unknown, disabled or
-	// break-glass account: the edge answers the same as for a real one, so
-	// that nobody learns which accounts exist.
-	Case *airlock.RecoveryCase
-	// Secret is the claim secret, shown once: with it the claimant follows
-	// the case (Status) and claims the enrolment token (Claim).
-	Secret string
+// ApprovalURL is the officers' page of case id.
+func (s *Service) ApprovalURL(id string) string {
+	return strings.TrimRight(s.cfg.BaseURL, "/") + "/recover/case/" + id
 }
 
-// Open opens a case. CONTRACT STUB.
-func (s *Service) Open(ctx context.Context, o Open, meta passkey.Meta) (*Opened, error) {
-	return nil, errTODO
+// EndRecovered is the end reason of the grants and sessions a completed
+// recovery ends.
+const EndRecovered = "recovered"
+
+// Reason says why a step was refused; it is also the audit event's reason
+// (ReasonOf).
+type Reason string
+
+// Refusal reasons. Ceremonies refused by package passkey carry passkey's
+// reasons instead (ReasonOf reports them too).
+const (
+	ReasonInvalidSubject      Reason = "invalid_subject"
+	ReasonInvalidReason       Reason = "invalid_reason"
+	ReasonInvalidVerification Reason = "invalid_verification"
+	ReasonInvalidAccount      Reason = "invalid_account"
+	ReasonUnknownAccount      Reason = "unknown_account"
+	ReasonUserDisabled        Reason = "user_disabled"
+	ReasonBreakGlass          Reason = "breakglass_account"
+	ReasonNotHelpdesk         Reason = "not_helpdesk"
+	ReasonNotAllowed          Reason = "not_allowed"
+	ReasonRateLimited         Reason = "rate_limited"
+	ReasonCaseOpen            Reason = "case_open"
+	ReasonUnknownCase         Reason = "unknown_case"
+	ReasonSelfApproval        Reason = "self_approval"
+	ReasonOpenerApproval      Reason = "opener_approval"
+	ReasonNotOfficer          Reason = "not_officer"
+	ReasonOfficerTier         Reason = "officer_tier"
+	ReasonSessionEnded        Reason = "session_ended"
+	ReasonDeviceUntrusted     Reason = "device_untrusted"
+	ReasonDeviceNonCompliant  Reason = "device_noncompliant"
+	ReasonWrongDevice         Reason = "wrong_device"
+	ReasonAlreadyApproved     Reason = "already_approved"
+	ReasonNotPending          Reason = "not_pending"
+	ReasonNotCancellable      Reason = "not_cancellable"
+	ReasonCaseExpired         Reason = "case_expired"
+	ReasonCoolingDown         Reason = "cooling_down"
+	ReasonNotClaimable        Reason = "not_claimable"
+	ReasonTokenLive           Reason = "token_live"
+	ReasonWrongEnrolment      Reason = "wrong_enrolment"
+)
+
+// refusal is the internal cause inside the *airlock.Error of a refusal.
+type refusal struct{ reason Reason }
+
+func (r *refusal) Error() string { return "recovery: " + string(r.reason) }
+
+// refuse returns an *airlock.Error with a client-safe message carrying
+// reason r.
+func refuse(code string, r Reason, format string, args ...any) *airlock.Error {
+	return &airlock.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: &refusal{reason: r}}
 }
 
-// View is a case with its approvals and what it still needs.
-type View struct {
-	Case      *airlock.RecoveryCase      `json:"case"`
-	Subject   *airlock.User              `json:"subject"`
-	Approvals []*airlock.RecoveryApproval `json:"approvals"`
-	// Missing is how many more approvals the case needs (0 once met).
-	Missing int `json:"missing"`
-	// CanApprove says whether viewer may approve it now (and why not).
-	CanApprove bool   `json:"can_approve"`
-	WhyNot     string `json:"why_not,omitempty"`
+// ReasonOf returns the refusal reason carried by err: the service's own,
+// or that of the passkey ceremony; "" if it carries none.
+func ReasonOf(err error) Reason {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return Reason(passkey.ReasonOf(err))
 }
 
-// Get returns a case to an officer, help-desk operator or admin. CONTRACT STUB.
-func (s *Service) Get(ctx context.Context, id string, viewer decide.Subject) (*View, error) {
-	return nil, errTODO
+// checkSubject refuses a subject the edge did not fill in.
+func checkSubject(sub decide.Subject) error {
+	if sub.Session == nil || sub.User == nil || sub.Device == nil || sub.Session.UserID != sub.User.ID || sub.Session.DeviceID != sub.Device.ID {
+		return refuse(airlock.EUNAUTHORIZED, ReasonInvalidSubject, "no valid session")
+	}
+	return nil
 }
 
-// List returns cases to an officer, help-desk operator or admin: the
-// pending ones when pendingOnly. CONTRACT STUB.
-func (s *Service) List(ctx context.Context, viewer decide.Subject, pendingOnly bool) ([]*airlock.RecoveryCase, error) {
-	return nil, errTODO
+// hasRole reports whether sub is enabled and holds one of roles.
+func hasRole(sub decide.Subject, roles ...string) bool {
+	if sub.User == nil || sub.User.Disabled {
+		return false
+	}
+	for _, r := range roles {
+		if slices.Contains(sub.User.Roles, r) {
+			return true
+		}
+	}
+	return false
 }
 
-// Status returns the case named by a claim secret (the claimant's view).
-// CONTRACT STUB.
-func (s *Service) Status(ctx context.Context, secret string) (*airlock.RecoveryCase, error) {
-	return nil, errTODO
+// isAdmin reports whether sub may act as an Airlock administrator here:
+// the airlock-admin role, enabled, on a tier-0 or tier-1 session (as the
+// admin API requires).
+func isAdmin(sub decide.Subject) bool {
+	return hasRole(sub, airlock.RoleAdmin) && sub.Session != nil && sub.Session.Tier <= 1
 }
 
-// BeginApproval starts an officer's approval of case id: a
-// passkey.KindRecoveryApproval ceremony whose digest covers the case and
-// the officer's verification note. CONTRACT STUB.
-func (s *Service) BeginApproval(ctx context.Context, id string, officer decide.Subject, verification string, meta passkey.Meta) (*passkey.Begin, error) {
-	return nil, errTODO
+// checkText validates free text a person writes (a reason, a verification
+// note): required, valid UTF-8, at most MaxReasonLen characters, no control
+// or text-direction characters. It returns why not, or "".
+func checkText(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "is required"
+	}
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	if n := utf8.RuneCountInString(s); n > MaxReasonLen {
+		return "is longer than " + strconv.Itoa(MaxReasonLen) + " characters"
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return "contains control characters (tabs and line breaks included)"
+		}
+		if c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) {
+			return "contains text-direction control characters"
+		}
+	}
+	return ""
 }
 
-// FinishApproval completes it; the same verification note must be given.
-// When the quorum is met the case moves to cooling_down and the subject is
-// notified. CONTRACT STUB.
-func (s *Service) FinishApproval(ctx context.Context, ceremonyID string, credentialJSON json.RawMessage, officer decide.Subject, verification string, meta passkey.Meta) (*airlock.RecoveryCase, error) {
-	return nil, errTODO
+// secretHash is what the store keeps of a claim secret.
+func secretHash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
 }
 
-// Deny refuses a case (an officer, with a reason). CONTRACT STUB.
-func (s *Service) Deny(ctx context.Context, id string, officer decide.Subject, reason string, meta passkey.Meta) (*airlock.RecoveryCase, error) {
-	return nil, errTODO
+// newSecret returns 32 random bytes, base64url.
+func newSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", airlock.Wrap(airlock.EINTERNAL, "random source failed", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// Abort cancels a case by its opener or an officer, with a reason.
-// CONTRACT STUB.
-func (s *Service) Abort(ctx context.Context, id string, by decide.Subject, reason string, meta passkey.Meta) (*airlock.RecoveryCase, error) {
-	return nil, errTODO
+// digestDomain separates case digests from every other digest.
+const digestDomain = "airlock recovery case v1\x00"
+
+// CaseDigest is SHA-256 over the case's fixed facts — id, subject, opener,
+// how it was opened, reason, tier, required quorum, device and creation
+// time — each as its name, its length (8 bytes big-endian) and its value,
+// so that no two different cases encode alike. The subject's cancel
+// signs it; approvals sign ApprovalDigest.
+func CaseDigest(c *airlock.RecoveryCase) []byte {
+	var b bytes.Buffer
+	b.WriteString(digestDomain)
+	field := func(name, value string) {
+		b.WriteString(name)
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(value)))
+		b.Write(n[:])
+		b.WriteString(value)
+	}
+	field("id", c.ID)
+	field("subject", c.SubjectID)
+	field("opened_by", c.OpenedBy)
+	field("via", c.Via)
+	field("reason", c.Reason)
+	field("tier", strconv.Itoa(int(c.Tier)))
+	field("required", strconv.Itoa(c.Required))
+	field("device", c.DeviceID)
+	field("created", strconv.FormatInt(c.CreatedAt.UnixMicro(), 10))
+	h := sha256.Sum256(b.Bytes())
+	return h[:]
 }
 
-// BeginCancel starts the subject's cancel of case id with any still-valid
-// passkey (passkey.BeginHolderConfirm). CONTRACT STUB.
-func (s *Service) BeginCancel(ctx context.Context, id string, meta passkey.Meta) (*passkey.Begin, error) {
-	return nil, errTODO
-}
-
-// FinishCancel completes the subject's cancel. CONTRACT STUB.
-func (s *Service) FinishCancel(ctx context.Context, ceremonyID string, credentialJSON json.RawMessage, meta passkey.Meta) (*airlock.RecoveryCase, error) {
-	return nil, errTODO
-}
-
-// Claim releases the single-use enrolment token of the case named by
-// secret, once its cool-down has passed, bound to deviceID (or the device
-// fixed at opening): a device of the subject, trusted and compliant. It
-// returns the token's secret (for the /enrol link). CONTRACT STUB.
-func (s *Service) Claim(ctx context.Context, secret, deviceID string, meta passkey.Meta) (string, *airlock.EnrolmentToken, error) {
-	return "", nil, errTODO
-}
-
-// Complete is the passkey.RecoveryHook: it runs after a recovery
-// enrolment. CONTRACT STUB.
-func (s *Service) Complete(ctx context.Context, e *passkey.Enrolled, meta passkey.Meta) error {
-	return errTODO
-}
-
-// Sweep expires cases past ExpiresAt and returns how many. CONTRACT STUB.
-func (s *Service) Sweep(ctx context.Context) (int, error) {
-	return 0, nil
+// ApprovalDigest is SHA-256(CaseDigest ‖ 0x00 ‖ verification): an
+// officer's passkey signs the case and their account of how they verified
+// the person.
+func ApprovalDigest(c *airlock.RecoveryCase, verification string) []byte {
+	h := sha256.New()
+	h.Write(CaseDigest(c))
+	h.Write([]byte{0})
+	h.Write([]byte(verification))
+	return h.Sum(nil)
 }
 
 // Run sweeps every interval until ctx ends.
