@@ -191,16 +191,20 @@ func TestRecoveryCancelledBySubjectE2E(t *testing.T) {
 	if c.Status != airlock.RecoveryPending || c.Required != 2 {
 		t.Fatalf("tier-0 case %+v", c)
 	}
-	// The opener never approves, even as an officer.
-	if _, err := r.approve(r.hana, c.ID, "I opened it"); err == nil {
-		t.Fatal("the opener approved their own case")
+	// The subject never approves their own recovery (checked before the
+	// officer role), nor does the opener, even as an officer.
+	if _, err := r.approve(r.sam, c.ID, "it is me"); recovery.ReasonOf(err) != recovery.ReasonSelfApproval {
+		t.Fatalf("the subject approving: %v", err)
+	}
+	if _, err := r.approve(r.hana, c.ID, "I opened it"); recovery.ReasonOf(err) != recovery.ReasonOpenerApproval {
+		t.Fatalf("the opener approving their own case: %v", err)
 	}
 	if c, err = r.approve(r.olga, c.ID, "video call, matched HR photo"); err != nil || c.Status != airlock.RecoveryPending {
 		t.Fatalf("first approval: %+v %v", c, err)
 	}
 	// The same officer twice is still one approval.
-	if _, err := r.approve(r.olga, c.ID, "again"); err == nil {
-		t.Fatal("a second approval by the same officer")
+	if _, err := r.approve(r.olga, c.ID, "again"); recovery.ReasonOf(err) != recovery.ReasonAlreadyApproved {
+		t.Fatalf("a second approval by the same officer: %v", err)
 	}
 	if c, err = r.approve(r.oscar, c.ID, "called back on the HR phone number"); err != nil || c.Status != airlock.RecoveryCoolingDown {
 		t.Fatalf("quorum: %+v %v", c, err)
@@ -221,6 +225,7 @@ func TestRecoveryCancelledBySubjectE2E(t *testing.T) {
 	r.clock.Advance(3 * time.Minute)
 	if _, _, err := r.s.m.Recovery.Claim(ctx, opened.Secret, r.sam.device, e2eMeta); err == nil {
 		t.Fatal("a cancelled case was claimed")
+
 	}
 	// sam's passkey still works.
 	if code, body := loginWith(t, r.s, r.sam.key); code != http.StatusOK {
@@ -256,8 +261,8 @@ func TestRecoveryCompletedE2E(t *testing.T) {
 		t.Fatalf("quorum: %+v %v", c, err)
 	}
 	newLaptop := addDevice(t, r.admin, "sam-new-laptop", "sam")
-	if _, _, err := r.s.m.Recovery.Claim(ctx, opened.Secret, newLaptop, e2eMeta); err == nil {
-		t.Fatal("claimed during the cool-down")
+	if _, _, err := r.s.m.Recovery.Claim(ctx, opened.Secret, newLaptop, e2eMeta); recovery.ReasonOf(err) != recovery.ReasonCoolingDown {
+		t.Fatalf("claimed during the cool-down: %v", err)
 	}
 	r.clock.Advance(3 * time.Minute)
 	if _, _, err := r.s.m.Recovery.Claim(ctx, "not-the-secret", newLaptop, e2eMeta); err == nil {
