@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"airlock"
+	"airlock/breakglass"
 	"airlock/decide"
 	"airlock/pep"
 	"airlock/policy"
@@ -127,6 +128,12 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Context.UserAgent == "" && req.Session == "" {
 		req.Context.UserAgent = r.UserAgent()
+	}
+	// Break-glass (issue 6): a break-glass token is decided by the
+	// break-glass policy (breakglass.go), never by a normal session lookup.
+	if breakglass.IsToken(req.Session) {
+		s.decideBreakGlass(w, r, req)
+		return
 	}
 	var (
 		a   *authn
