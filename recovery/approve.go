@@ -307,6 +307,9 @@ func (s *Service) Deny(ctx context.Context, id string, officer decide.Subject, r
 		return fail(refuse(airlock.EINVALID, ReasonInvalidReason, "the reason %s", why))
 	}
 	now := s.now()
+	if !officer.Session.IsLive(now) {
+		return fail(refuse(airlock.EUNAUTHORIZED, ReasonSessionEnded, "your session has ended; sign in again"))
+	}
 	if err := s.pending(ctx, c, now); err != nil {
 		return fail(err)
 	}
@@ -352,6 +355,9 @@ func (s *Service) Abort(ctx context.Context, id string, by decide.Subject, reaso
 		return fail(refuse(airlock.EINVALID, ReasonInvalidReason, "the reason %s", why))
 	}
 	now := s.now()
+	if !by.Session.IsLive(now) {
+		return fail(refuse(airlock.EUNAUTHORIZED, ReasonSessionEnded, "your session has ended; sign in again"))
+	}
 	if err := s.cancellable(ctx, c, now); err != nil {
 		return fail(err)
 	}

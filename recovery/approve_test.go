@@ -256,6 +256,12 @@ func TestDenyAndAbort(t *testing.T) {
 	wantErr(t, err, airlock.EINVALID, ReasonInvalidReason)
 	_, err = h.svc.Abort(h.ctx, id, h.p("sam").sub(), "mine", meta)
 	wantErr(t, err, airlock.EFORBIDDEN, ReasonNotAllowed)
+	gone := h.newPerson("gus", 0, []string{RoleOfficer}, false)
+	gone.sess.EndedAt = h.clk.Now()
+	_, err = h.svc.Deny(h.ctx, id, gone.sub(), "no", meta)
+	wantErr(t, err, airlock.EUNAUTHORIZED, ReasonSessionEnded)
+	_, err = h.svc.Abort(h.ctx, id, gone.sub(), "no", meta)
+	wantErr(t, err, airlock.EUNAUTHORIZED, ReasonSessionEnded)
 	c, err := h.svc.Deny(h.ctx, id, h.p("olga").sub(), "could not verify the caller", meta)
 	if err != nil || c.Status != airlock.RecoveryDenied || c.ResolvedBy != "u-olga" {
 		t.Fatalf("deny: %+v %v", c, err)
