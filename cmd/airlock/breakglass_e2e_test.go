@@ -24,7 +24,6 @@ import (
 	"airlock/notify"
 	"airlock/passkey"
 	"airlock/passkey/passkeytest"
-	"airlock/policy"
 	"airlock/postgres/pgtest"
 	"airlock/session"
 )
@@ -147,13 +146,18 @@ func newAlertReceiver(t *testing.T, secret string) *alertReceiver {
 	return r
 }
 
-// forEvent returns the alerts received for break-glass event id.
+// forEvent returns the alerts received for break-glass event id, one per
+// alert id: deliveries may repeat (the retry loop can resend an alert
+// whose first delivery is still being recorded), and receivers dedupe on
+// the id, as docs/breakglass.md tells them to.
 func (r *alertReceiver) forEvent(id string) []breakglass.Alert {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []breakglass.Alert
+	seen := map[string]bool{}
 	for _, a := range r.alerts {
-		if a.EventID == id {
+		if a.EventID == id && !seen[a.ID] {
+			seen[a.ID] = true
 			out = append(out, a)
 		}
 	}
@@ -287,20 +291,52 @@ func subjectOf(t *testing.T, s *cliServer, token string) decide.Subject {
 
 var e2eMeta = passkey.Meta{IP: "127.0.0.1", UserAgent: "breakglass-e2e"}
 
-// useBreakGlass runs one break-glass use of account with the sealed key.
-func useBreakGlass(t *testing.T, s *cliServer, account, justification string, key *passkeytest.Authenticator) (string, *breakglass.Session, error) {
+// bgUse is the answer to a break-glass use over HTTP.
+type bgUse struct {
+	code    int
+	message string // the error message when code is not 200
+	token   string
+	event   map[string]any
+}
+
+// useBreakGlass runs one break-glass use of account with the sealed key
+// over HTTP: POST /v1/breakglass/begin, then /v1/breakglass/finish.
+func useBreakGlass(t *testing.T, s *cliServer, account, justification string, key *passkeytest.Authenticator) bgUse {
 	t.Helper()
-	ctx := context.Background()
-	b, err := s.m.BreakGlass.Begin(ctx, account, justification, e2eMeta)
-	if err != nil {
-		return "", nil, err
+	code, b := s.status("/v1/breakglass/begin", "", map[string]any{"account": account, "justification": justification})
+	if code != http.StatusOK {
+		return bgUse{code: code, message: errMessage(b)}
 	}
 	opts, _ := json.Marshal(b)
 	resp, err := key.Assert(s.origin, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.m.BreakGlass.Finish(ctx, b.Ceremony, resp, e2eMeta)
+	code, f := s.status("/v1/breakglass/finish", "", map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(resp)})
+	if code != http.StatusOK {
+		return bgUse{code: code, message: errMessage(f)}
+	}
+	tok, _ := f["token"].(string)
+	ev, _ := f["event"].(map[string]any)
+	return bgUse{code: code, token: tok, event: ev}
+}
+
+// errMessage is the message of an error answer.
+func errMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
+// bgDecide asks POST /v1/decide for a break-glass session.
+func bgDecide(t *testing.T, s *cliServer, token, action, resource string) string {
+	t.Helper()
+	code, d := s.status("/v1/decide", "", map[string]any{"session": token, "action": action, "resource": resource})
+	if code != http.StatusOK {
+		t.Fatalf("decide %s on %s: %d %v", action, resource, code, d)
+	}
+	out, _ := d["decision"].(string)
+	return out
 }
 
 // auditEvents returns the audit log through `airlock audit export`.
@@ -383,20 +419,23 @@ func TestBreakGlassStoreStoppedE2E(t *testing.T) {
 	}
 
 	// A normal account is not a break-glass account, also offline.
-	if _, _, err := useBreakGlass(t, s, "admin", "the store is down", sealed); passkey.ReasonOf(err) != passkey.ReasonNotBreakGlass {
-		t.Fatalf("normal account on the break-glass path: %v", err)
+	if u := useBreakGlass(t, s, "admin", "the store is down", sealed); u.code != http.StatusForbidden || !strings.Contains(u.message, "not a break-glass account") {
+		t.Fatalf("normal account on the break-glass path: %+v", u)
 	}
 
 	justification := "PostgreSQL primary down, failover stuck; restoring db-prod (INC-42)"
-	token, sess, err := useBreakGlass(t, s, "bg-ops", justification, sealed)
-	if err != nil {
-		t.Fatalf("break-glass with the store stopped: %v", err)
+	use := useBreakGlass(t, s, "bg-ops", justification, sealed)
+	if use.code != http.StatusOK {
+		t.Fatalf("break-glass with the store stopped: %+v", use)
 	}
-	if !breakglass.IsToken(token) || !sess.Event.Offline || sess.Account.Name != "bg-ops" || sess.Event.EndsAt.Sub(sess.Event.StartedAt) != 30*time.Minute {
-		t.Fatalf("session %+v", sess.Event)
+	eventID, _ := use.event["id"].(string)
+	started, _ := time.Parse(time.RFC3339Nano, use.event["started_at"].(string))
+	ends, _ := time.Parse(time.RFC3339Nano, use.event["ends_at"].(string))
+	if !breakglass.IsToken(use.token) || use.event["offline"] != true || use.event["account"] != "bg-ops" || ends.Sub(started) != 30*time.Minute {
+		t.Fatalf("session %+v", use.event)
 	}
 	// The alert was delivered, signed, before the token was returned.
-	alerts := receiver.forEvent(sess.Event.ID)
+	alerts := receiver.forEvent(eventID)
 	if len(alerts) != 1 || alerts[0].Justification != justification || !alerts[0].Offline || alerts[0].Account != "bg-ops" || alerts[0].Severity != "critical" {
 		t.Fatalf("alerts at the time the token was returned: %+v", alerts)
 	}
@@ -404,27 +443,31 @@ func TestBreakGlassStoreStoppedE2E(t *testing.T) {
 		t.Fatal("no CRITICAL log line")
 	}
 	ctx := context.Background()
-	if res, err := s.m.BreakGlass.Decide(ctx, sess, "db.connect", "db-prod", e2eMeta); err != nil || res.Decision.Outcome != policy.Allow {
-		t.Fatalf("decide in scope: %+v %v", res, err)
+	if d := bgDecide(t, s, use.token, "db.connect", "db-prod"); d != "allow" {
+		t.Fatalf("decide in scope: %s", d)
 	}
-	if res, err := s.m.BreakGlass.Decide(ctx, sess, "vault.read", "vault-prod", e2eMeta); err != nil || res.Decision.Outcome != policy.Deny {
-		t.Fatalf("decide out of scope: %+v %v", res, err)
+	if d := bgDecide(t, s, use.token, "vault.read", "vault-prod"); d != "deny" {
+		t.Fatalf("decide out of scope: %s", d)
+	}
+	// The token is no normal session.
+	if code, _ := s.status("/v1/decide", use.token, map[string]any{"action": "db.connect", "resource": "db-prod"}); code == http.StatusOK {
+		t.Fatal("a break-glass token as a bearer session on /v1/decide")
 	}
 	// Reuse while the first use is unreviewed: refused, offline too.
-	if _, _, err := useBreakGlass(t, s, "bg-ops", "second try", sealed); passkey.ReasonOf(err) != breakglass.ReasonLocked {
-		t.Fatalf("second use offline: %v", err)
+	if u := useBreakGlass(t, s, "bg-ops", "second try", sealed); u.code != http.StatusForbidden || !strings.Contains(u.message, "review") {
+		t.Fatalf("second use offline: %+v", u)
 	}
-	if err := s.m.BreakGlass.End(ctx, sess, "done", e2eMeta); err != nil {
-		t.Fatal(err)
+	if code, body := s.status("/v1/breakglass/end", use.token, map[string]any{"reason": "done"}); code != http.StatusOK {
+		t.Fatalf("end: %d %v", code, body)
 	}
 
 	// The store is back: the replica merges its local file on its own.
 	proxy.Start()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ev, err := s.m.Store.FindBreakGlassEventByID(ctx, sess.Event.ID)
+		ev, err := s.m.Store.FindBreakGlassEventByID(ctx, eventID)
 		if err == nil && !ev.EndedAt.IsZero() {
-			if ev.AccountID != sess.Account.ID || ev.Justification != justification || !ev.ReviewedAt.IsZero() {
+			if ev.AccountID != use.event["account_id"] || ev.Justification != justification || !ev.ReviewedAt.IsZero() || !ev.Offline {
 				t.Fatalf("merged event %+v", ev)
 			}
 			break
@@ -467,31 +510,33 @@ func TestBreakGlassStoreStoppedE2E(t *testing.T) {
 	}
 
 	// Back online, the account stays locked until reviewed.
-	if _, _, err := useBreakGlass(t, s, "bg-ops", "again", sealed); passkey.ReasonOf(err) != breakglass.ReasonLocked {
-		t.Fatalf("reuse before review: %v", err)
+	if u := useBreakGlass(t, s, "bg-ops", "again", sealed); u.code != http.StatusForbidden || !strings.Contains(u.message, "review") {
+		t.Fatalf("reuse before review: %+v", u)
 	}
 	// Another admin records the post-incident review with a passkey; the
 	// account can be used again.
-	reviewer := subjectOf(t, s, adminToken)
 	notes := "justified: failover was stuck; follow-up INC-43 for the failover script"
-	rb, err := s.m.BreakGlass.BeginReview(ctx, sess.Event.ID, reviewer, notes, e2eMeta)
-	if err != nil {
-		t.Fatal(err)
+	code, rb := s.status("/v1/breakglass/review/begin", adminToken, map[string]any{"event": eventID, "notes": notes})
+	if code != http.StatusOK {
+		t.Fatalf("review begin: %d %v", code, rb)
 	}
 	ropts, _ := json.Marshal(rb)
 	rresp, err := adminKey.Assert(s.origin, ropts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviewed, err := s.m.BreakGlass.FinishReview(ctx, rb.Ceremony, rresp, reviewer, notes, e2eMeta)
-	if err != nil || !reviewed.Reviewed() || reviewed.ReviewedBy != reviewer.User.ID {
-		t.Fatalf("review: %+v %v", reviewed, err)
+	code, rf := s.status("/v1/breakglass/review/finish", adminToken, map[string]any{"ceremony": rb["ceremony"], "credential": json.RawMessage(rresp), "notes": notes})
+	if code != http.StatusOK {
+		t.Fatalf("review finish: %d %v", code, rf)
 	}
-	_, again, err := useBreakGlass(t, s, "bg-ops", "second incident: the replica lags (INC-44)", sealed)
-	if err != nil || again.Event.Offline {
-		t.Fatalf("use after the review: %+v %v", again, err)
+	if ev, err := s.m.Store.FindBreakGlassEventByID(ctx, eventID); err != nil || !ev.Reviewed() || ev.ReviewNotes != notes {
+		t.Fatalf("reviewed event %+v %v", ev, err)
 	}
-	if len(receiver.forEvent(again.Event.ID)) != 1 {
+	again := useBreakGlass(t, s, "bg-ops", "second incident: the replica lags (INC-44)", sealed)
+	if again.code != http.StatusOK || again.event["offline"] == true {
+		t.Fatalf("use after the review: %+v", again)
+	}
+	if len(receiver.forEvent(again.event["id"].(string))) != 1 {
 		t.Fatal("no alert for the second use")
 	}
 
