@@ -186,7 +186,7 @@ func (s *Service) CancelURL(id string) string {
 
 // ApprovalURL is the officers' page of case id.
 func (s *Service) ApprovalURL(id string) string {
-	return strings.TrimRight(s.cfg.BaseURL, "/") + "/recover/case/" + id
+	return strings.TrimRight(s.cfg.BaseURL, "/") + "/recovery/" + id
 }
 
 // EndRecovered is the end reason of the grants and sessions a completed
