@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -159,73 +160,125 @@ func startServerWithClock(t *testing.T, cfg Config, now func() time.Time) *cliSe
 
 func (r *recoveryRig) subject(p *e2ePerson) decide.Subject { return subjectOf(r.s.t, r.s, p.token) }
 
-// approve runs officer p's approval of case id.
-func (r *recoveryRig) approve(p *e2ePerson, id, verification string) (*airlock.RecoveryCase, error) {
-	ctx := context.Background()
-	officer := r.subject(p)
-	b, err := r.s.m.Recovery.BeginApproval(ctx, id, officer, verification, e2eMeta)
+// get GETs path with bearer and decodes the answer.
+func (s *cliServer) get(path, bearer string) (int, map[string]any) {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", s.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// rcAnswer is an answer of the recovery API: the case (when there is one)
+// or the error message.
+type rcAnswer struct {
+	code    int
+	status  string
+	message string
+	body    map[string]any
+}
+
+func answer(code int, body map[string]any) rcAnswer {
+	a := rcAnswer{code: code, body: body, message: errMessage(body)}
+	if c, ok := body["case"].(map[string]any); ok {
+		a.status, _ = c["status"].(string)
+	} else {
+		a.status, _ = body["status"].(string)
+	}
+	return a
+}
+
+// approve runs officer p's approval of case id over HTTP
+// (/v1/recovery/begin and /finish with p's session and passkey).
+func (r *recoveryRig) approve(p *e2ePerson, id, verification string) rcAnswer {
+	t := r.s.t
+	t.Helper()
+	code, b := r.s.status("/v1/recovery/begin", p.token, map[string]any{"case": id, "verification": verification})
+	if code != http.StatusOK {
+		return answer(code, b)
 	}
 	opts, _ := json.Marshal(b)
 	resp, err := p.key.Assert(r.s.origin, opts)
 	if err != nil {
-		r.s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return r.s.m.Recovery.FinishApproval(ctx, b.Ceremony, resp, officer, verification, e2eMeta)
+	return answer(r.s.status("/v1/recovery/finish", p.token, map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(resp), "verification": verification}))
+}
+
+// claim is POST /v1/recovery/claim; it returns the enrolment token secret
+// of the released link.
+func (r *recoveryRig) claim(secret, device string) (string, rcAnswer) {
+	code, body := r.s.status("/v1/recovery/claim", "", map[string]any{"secret": secret, "device_id": device})
+	a := answer(code, body)
+	if code != http.StatusOK {
+		return "", a
+	}
+	link, _ := body["enrol_url"].(string)
+	u, err := url.Parse(link)
+	if err != nil || !strings.HasPrefix(link, r.s.origin+"/enrol?token=") {
+		r.s.t.Fatalf("enrol_url %q", link)
+	}
+	return u.Query().Get("token"), a
 }
 
 // TestRecoveryCancelledBySubjectE2E: the help desk opens a case for a
-// tier-0 subject, the opener cannot approve it, two other officers do, and
-// the subject — who still holds a passkey — cancels it during the
-// cool-down; the claim secret is then worthless.
+// tier-0 subject, neither the subject nor the opener can approve it, the
+// same officer counts once, two officers meet the quorum, and the subject
+// — who still holds a passkey — cancels it during the cool-down with no
+// session; the claim secret is then worthless. All over HTTP.
 func TestRecoveryCancelledBySubjectE2E(t *testing.T) {
 	r := newRecoveryRig(t)
-	ctx := context.Background()
-	hana := r.subject(r.hana)
-	opened, err := r.s.m.Recovery.Open(ctx, recovery.Open{Subject: "sam", Reason: "laptop stolen at the airport (ticket HD-1001)", Opener: &hana}, e2eMeta)
-	if err != nil || opened.Case == nil || opened.Secret == "" {
-		t.Fatalf("help desk opens: %+v %v", opened, err)
+	code, opened := r.s.status("/v1/recovery/cases", r.hana.token, map[string]any{"user": "sam", "reason": "laptop stolen at the airport (ticket HD-1001)"})
+	c, _ := opened["case"].(map[string]any)
+	secret, _ := opened["claim_secret"].(string)
+	if code != http.StatusCreated || c == nil || secret == "" || c["status"] != "pending" || c["required"] != float64(2) {
+		t.Fatalf("help desk opens: %d %v", code, opened)
 	}
-	c := opened.Case
-	if c.Status != airlock.RecoveryPending || c.Required != 2 {
-		t.Fatalf("tier-0 case %+v", c)
+	id := c["id"].(string)
+	// The subject never approves their own recovery, nor does the opener,
+	// even as an officer.
+	if a := r.approve(r.sam, id, "it is me"); a.code != http.StatusForbidden || !strings.Contains(a.message, "your own account") {
+		t.Fatalf("the subject approving: %+v", a)
 	}
-	// The subject never approves their own recovery (checked before the
-	// officer role), nor does the opener, even as an officer.
-	if _, err := r.approve(r.sam, c.ID, "it is me"); recovery.ReasonOf(err) != recovery.ReasonSelfApproval {
-		t.Fatalf("the subject approving: %v", err)
+	if a := r.approve(r.hana, id, "I opened it"); a.code != http.StatusForbidden || !strings.Contains(a.message, "you opened this case") {
+		t.Fatalf("the opener approving: %+v", a)
 	}
-	if _, err := r.approve(r.hana, c.ID, "I opened it"); recovery.ReasonOf(err) != recovery.ReasonOpenerApproval {
-		t.Fatalf("the opener approving their own case: %v", err)
-	}
-	if c, err = r.approve(r.olga, c.ID, "video call, matched HR photo"); err != nil || c.Status != airlock.RecoveryPending {
-		t.Fatalf("first approval: %+v %v", c, err)
+	if a := r.approve(r.olga, id, "video call, matched HR photo"); a.code != http.StatusOK || a.status != "pending" {
+		t.Fatalf("first approval: %+v", a)
 	}
 	// The same officer twice is still one approval.
-	if _, err := r.approve(r.olga, c.ID, "again"); recovery.ReasonOf(err) != recovery.ReasonAlreadyApproved {
-		t.Fatalf("a second approval by the same officer: %v", err)
+	if a := r.approve(r.olga, id, "again"); a.code != http.StatusConflict || !strings.Contains(a.message, "already approved") {
+		t.Fatalf("a second approval by the same officer: %+v", a)
 	}
-	if c, err = r.approve(r.oscar, c.ID, "called back on the HR phone number"); err != nil || c.Status != airlock.RecoveryCoolingDown {
-		t.Fatalf("quorum: %+v %v", c, err)
+	if a := r.approve(r.oscar, id, "called back on the HR phone number"); a.code != http.StatusOK || a.status != "cooling_down" {
+		t.Fatalf("quorum: %+v", a)
 	}
-	// The real owner still has a passkey and cancels.
-	b, err := r.s.m.Recovery.BeginCancel(ctx, c.ID, e2eMeta)
-	if err != nil {
-		t.Fatal(err)
+	// The real owner still has a passkey and cancels, without a session.
+	code, b := r.s.status("/v1/recovery/cancel/begin", "", map[string]any{"case": id})
+	if code != http.StatusOK {
+		t.Fatalf("cancel begin: %d %v", code, b)
 	}
 	opts, _ := json.Marshal(b)
 	resp, err := r.sam.key.Assert(r.s.origin, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err = r.s.m.Recovery.FinishCancel(ctx, b.Ceremony, resp, e2eMeta); err != nil || c.Status != airlock.RecoveryCancelled || c.ResolvedBy != r.subject(r.sam).User.ID {
-		t.Fatalf("cancel: %+v %v", c, err)
+	if a := answer(r.s.status("/v1/recovery/cancel/finish", "", map[string]any{"ceremony": b["ceremony"], "credential": json.RawMessage(resp)})); a.code != http.StatusOK || a.status != "cancelled" {
+		t.Fatalf("cancel: %+v", a)
+	}
+	rc, err := r.s.m.Store.FindRecoveryCaseByID(context.Background(), id)
+	if err != nil || rc.Status != airlock.RecoveryCancelled || rc.ResolvedBy != r.subject(r.sam).User.ID {
+		t.Fatalf("cancelled case %+v %v", rc, err)
 	}
 	r.clock.Advance(3 * time.Minute)
-	if _, _, err := r.s.m.Recovery.Claim(ctx, opened.Secret, r.sam.device, e2eMeta); err == nil {
-		t.Fatal("a cancelled case was claimed")
-
+	if tok, a := r.claim(secret, r.sam.device); tok != "" || a.code == http.StatusOK {
+		t.Fatalf("a cancelled case was claimed: %+v", a)
 	}
 	// sam's passkey still works.
 	if code, body := loginWith(t, r.s, r.sam.key); code != http.StatusOK {
@@ -233,51 +286,64 @@ func TestRecoveryCancelledBySubjectE2E(t *testing.T) {
 	}
 }
 
-// TestRecoveryCompletedE2E: a self-service case approved by two officers;
-// the claim is refused during the cool-down and released after it, bound to
-// a new compliant device of the subject; enrolling there revokes the old
-// passkey (its login is refused) and ends the old session, and the new
-// session's decisions carry the recent_recovery risk signal.
+// TestRecoveryCompletedE2E: a self-service case ("Lost my passkey?", no
+// session) approved by two officers; the claim is refused during the
+// cool-down and with a wrong secret, and released after it, bound to a new
+// compliant device of the subject; enrolling there completes the case,
+// revokes the old passkey (its login is refused) and ends the old session,
+// and the new session's decisions carry the recent_recovery risk signal.
+// All over HTTP.
 func TestRecoveryCompletedE2E(t *testing.T) {
 	r := newRecoveryRig(t)
-	ctx := context.Background()
-	opened, err := r.s.m.Recovery.Open(ctx, recovery.Open{Subject: "sam", Reason: "lost my security key"}, e2eMeta)
-	if err != nil || opened.Secret == "" {
-		t.Fatalf("self-service open: %+v %v", opened, err)
+	code, opened := r.s.status("/v1/recovery/cases", "", map[string]any{"user": "sam", "reason": "lost my security key"})
+	secret, _ := opened["claim_secret"].(string)
+	if code != http.StatusAccepted || secret == "" || opened["case"] != nil {
+		t.Fatalf("self-service open: %d %v", code, opened)
 	}
-	// Self-service answers the same for a name that does not exist.
-	ghost, err := r.s.m.Recovery.Open(ctx, recovery.Open{Subject: "nobody", Reason: "lost my key"}, e2eMeta)
-	if err != nil || ghost.Case != nil || ghost.Secret == "" {
-		t.Fatalf("unknown account: %+v %v", ghost, err)
+	// The same answer for a name that does not exist.
+	code, ghost := r.s.status("/v1/recovery/cases", "", map[string]any{"user": "nobody", "reason": "lost my key"})
+	if code != http.StatusAccepted || ghost["claim_secret"] == "" || len(ghost) != len(opened) {
+		t.Fatalf("unknown account: %d %v", code, ghost)
 	}
-	c, err := r.s.m.Recovery.Status(ctx, opened.Secret)
-	if err != nil {
-		t.Fatal(err)
+	// The officers find it in their list.
+	samID := r.subject(r.sam).User.ID
+	code, list := r.s.get("/v1/recovery/cases?pending=1", r.olga.token)
+	var id string
+	cases, _ := list["cases"].([]any)
+	for _, c := range cases {
+		if m := c.(map[string]any); m["subject_id"] == samID {
+			id, _ = m["id"].(string)
+		}
 	}
-	if _, err := r.approve(r.olga, c.ID, "video call, matched HR photo"); err != nil {
-		t.Fatal(err)
+	if code != http.StatusOK || id == "" {
+		t.Fatalf("officer's list: %d %v", code, list)
 	}
-	if c, err = r.approve(r.oscar, c.ID, "manager confirmed in person"); err != nil || c.Status != airlock.RecoveryCoolingDown {
-		t.Fatalf("quorum: %+v %v", c, err)
+	if a := r.approve(r.olga, id, "video call, matched HR photo"); a.code != http.StatusOK {
+		t.Fatalf("first approval: %+v", a)
+	}
+	if a := r.approve(r.oscar, id, "manager confirmed in person"); a.status != "cooling_down" {
+		t.Fatalf("quorum: %+v", a)
 	}
 	newLaptop := addDevice(t, r.admin, "sam-new-laptop", "sam")
-	if _, _, err := r.s.m.Recovery.Claim(ctx, opened.Secret, newLaptop, e2eMeta); recovery.ReasonOf(err) != recovery.ReasonCoolingDown {
-		t.Fatalf("claimed during the cool-down: %v", err)
+	if _, a := r.claim(secret, newLaptop); a.code == http.StatusOK || !strings.Contains(a.message, "cool") {
+		t.Fatalf("claimed during the cool-down: %+v", a)
 	}
 	r.clock.Advance(3 * time.Minute)
-	if _, _, err := r.s.m.Recovery.Claim(ctx, "not-the-secret", newLaptop, e2eMeta); err == nil {
+	if st := answer(r.s.status("/v1/recovery/status", "", map[string]any{"secret": secret})); st.status != "cooling_down" || st.body["claimable"] != true {
+		t.Fatalf("status after the cool-down: %+v", st)
+	}
+	if _, a := r.claim("not-the-secret", newLaptop); a.code == http.StatusOK {
 		t.Fatal("claimed with a wrong secret")
 	}
-	secret, tok, err := r.s.m.Recovery.Claim(ctx, opened.Secret, newLaptop, e2eMeta)
-	if err != nil || tok.DeviceID != newLaptop || tok.Purpose != airlock.PurposeRecovery {
-		t.Fatalf("claim: %+v %v", tok, err)
+	enrol, a := r.claim(secret, newLaptop)
+	if a.code != http.StatusOK || enrol == "" {
+		t.Fatalf("claim: %+v", a)
 	}
 	newKey := passkeytest.New()
-	enrolWith(t, r.s, secret, newKey)
+	enrolWith(t, r.s, enrol, newKey)
 
-	c, err = r.s.m.Recovery.Status(ctx, opened.Secret)
-	if err != nil || c.Status != airlock.RecoveryCompleted {
-		t.Fatalf("case after enrolment: %+v %v", c, err)
+	if st := answer(r.s.status("/v1/recovery/status", "", map[string]any{"secret": secret})); st.status != "completed" {
+		t.Fatalf("case after enrolment: %+v", st)
 	}
 	// The old passkey is dead, the old session ended.
 	if code, body := loginWith(t, r.s, r.sam.key); code == http.StatusOK {
