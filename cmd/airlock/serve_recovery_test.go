@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"airlock/passkey"
+	"airlock/recovery"
 )
 
 func TestRecoveryConfig(t *testing.T) {
@@ -64,6 +68,8 @@ func TestRecoveryWiring(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Data = t.TempDir()
+	cfg.Recovery.Quorum.Tier0 = 3
+	cfg.Recovery.CaseTTL = 48 * time.Hour
 	logs := &syncBuffer{}
 	m := &Main{Config: cfg, Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	if err := m.Run(t.Context()); err != nil {
@@ -78,5 +84,38 @@ func TestRecoveryWiring(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "break-glass is not configured") {
 		t.Fatalf("no start line says break-glass is off:\n%s", logs.String())
+	}
+	// The configured quorum and case life reach the service: a case for
+	// the (tier-0) bootstrap account needs 3 officers and lives 48 h.
+	ctx := t.Context()
+	opened, err := m.Recovery.Open(ctx, recovery.Open{Subject: "admin", Reason: "lost my key"}, passkey.Meta{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Recovery.Status(ctx, opened.Secret)
+	if err != nil || c.Required != 3 || c.ExpiresAt.Sub(c.CreatedAt) != 48*time.Hour {
+		t.Fatalf("case %+v %v", c, err)
+	}
+	// The HTTP server has both: recovery answers, break-glass is unavailable.
+	base := "http://" + m.Addr().String()
+	for _, tc := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/v1/recovery/status", `{"secret":"x"}`, http.StatusOK},
+		{"/v1/breakglass/begin", `{"account":"bg","justification":"j"}`, http.StatusServiceUnavailable},
+	} {
+		path, want := tc.path, tc.want
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(tc.body))
+		req.Header.Set("Origin", m.Origin)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
 	}
 }
