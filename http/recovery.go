@@ -43,10 +43,6 @@ func (s *Server) routesRecovery(handle func(pattern string, h http.HandlerFunc))
 	handle("GET /recover/cancel/{id}", s.pageRecoverCancel)
 	handle("GET /recovery", s.pageRecoveryList)
 	handle("GET /recovery/{id}", s.pageRecoveryCase)
-	// recovery.Service.ApprovalURL's form: the same page.
-	handle("GET /recover/case/{id}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/recovery/"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
-	})
 }
 
 func init() {
@@ -95,17 +91,9 @@ func (s *Server) recoveryCaseView(c *airlock.RecoveryCase) recoveryCaseJSON {
 	return recoveryCaseJSON{ID: c.ID, SubjectID: c.SubjectID, OpenedBy: c.OpenedBy, Via: c.Via, Reason: c.Reason,
 		Tier: int(c.Tier), Required: c.Required, Status: c.Status, DeviceID: c.DeviceID, CoolDownUntil: optTime(c.CoolDownUntil),
 		EnrolTokenID: c.EnrolTokenID, ResolvedAt: optTime(c.ResolvedAt), ResolvedBy: c.ResolvedBy, Note: c.Note,
-		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, ApprovalURL: s.recoveryPageURL(c.ID), CancelURL: s.Recovery.CancelURL(c.ID)}
+		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, ApprovalURL: s.Recovery.ApprovalURL(c.ID), CancelURL: s.Recovery.CancelURL(c.ID)}
 }
 
-// recoveryPageURL is the officers' page of case id.
-func (s *Server) recoveryPageURL(id string) string {
-	base := ""
-	if len(s.Origins) > 0 {
-		base = s.Origins[0]
-	}
-	return base + "/recovery/" + url.PathEscape(id)
-}
 
 type recoveryApprovalJSON struct {
 	ApproverID   string    `json:"approver_id"`
