@@ -94,7 +94,6 @@ func (s *Server) recoveryCaseView(c *airlock.RecoveryCase) recoveryCaseJSON {
 		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, ApprovalURL: s.Recovery.ApprovalURL(c.ID), CancelURL: s.Recovery.CancelURL(c.ID)}
 }
 
-
 type recoveryApprovalJSON struct {
 	ApproverID   string    `json:"approver_id"`
 	SessionID    string    `json:"session_id"`
