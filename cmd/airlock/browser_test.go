@@ -146,6 +146,12 @@ var bootstrapLine = regexp.MustCompile(`^bootstrap enrolment: (http://localhost:
 // http://localhost:PORT, a controllable clock) and a headless Chromium.
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EWith(t, nil)
+}
+
+// newE2EWith is newE2E with mod applied to the config before the start.
+func newE2EWith(t *testing.T, mod func(*Config)) *e2e {
+	t.Helper()
 	chromium := findChromium(t)
 	e := &e2e{t: t, clock: &testClock{}, logs: &syncBuffer{}, chromeOut: &syncBuffer{}}
 	e.artifacts = os.Getenv("AIRLOCK_BROWSER_ARTIFACTS")
@@ -169,6 +175,9 @@ func newE2E(t *testing.T) *e2e {
 		cfg.Origins = []string{"http://localhost:" + strconv.Itoa(port)}
 		cfg.RPID = "localhost"
 		cfg.Data = t.TempDir()
+		if mod != nil {
+			mod(&cfg)
+		}
 		stdout = &syncBuffer{}
 		e.m = &Main{Config: cfg, Stdout: stdout, Now: e.clock.Now,
 			Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
